@@ -1,0 +1,93 @@
+"""Small immutable values shared by the source, transform, sink and pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Endpoint = Literal["feed", "standard"]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A place in the stream: just after the event with this timestamp and id (newest first)."""
+
+    ts_ms: int
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One response of the events endpoints, decoded but not yet validated record by record."""
+
+    records: list[Any]
+    next_cursor: str | None
+    has_more: bool
+    total: int | None
+    endpoint: Endpoint
+    cursor_expires_in: float | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A record that can be stored: normalized instant in epoch microseconds, JSON text as received."""
+
+    id: str
+    event_type: str | None
+    ts_us: int
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that cannot be stored, kept with its raw text and the reason."""
+
+    raw: str
+    reason: str
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where one reader stands within its time range; saved with the batch it describes.
+
+    A reader covers events whose timestamps lie in [lo_ms, hi_ms] (inclusive, None = open).
+    `position` is the last event stored; `cursor` the service's cursor after it, if any.
+    """
+
+    reader_id: str
+    hi_ms: int | None = None
+    lo_ms: int | None = None
+    cursor: str | None = None
+    position: Position | None = None
+    events: int = 0
+    rejected: int = 0
+    finished: bool = False
+    endpoint: Endpoint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What the writer commits in one transaction: rows, rejects and the reader's new checkpoint."""
+
+    events: list[Event]
+    rejected: list[Rejected]
+    checkpoint: Checkpoint
+    fetched: int = 0
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Running totals of one ingest run, read by progress and the final summary."""
+
+    fetched: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    pages: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    rate_wait_s: float = 0.0
+    total: int | None = None
+    endpoint_pages: dict[str, int] = field(default_factory=dict)
