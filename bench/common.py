@@ -1,0 +1,140 @@
+"""Shared plumbing for the benchmarks: a database server, the simulator, timed child processes."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from datasync_cli.localpg import LocalPostgres  # noqa: E402
+
+DATASYNC = [sys.executable, "-m", "datasync_cli"]
+KEY = "bench-key"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def server_dsn() -> str:
+    """BENCH_DATABASE_URL (a server DSN), else a private cluster under .datasync/bench-pg."""
+    env = os.environ.get("BENCH_DATABASE_URL")
+    if env:
+        return env
+    return LocalPostgres(ROOT / ".datasync" / "bench-pg").ensure_started()
+
+
+def database(server: str, name: str) -> str:
+    """A fresh, empty database on `server`; returns its DSN."""
+    conn = psycopg2.connect(server)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    base, _, _ = server.rpartition("/")
+    query = ""
+    if "?" in server:
+        query = "?" + server.split("?", 1)[1]
+    return f"{base}/{name}{query}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def mock_api(*knobs: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*DATASYNC, "mock-api", "--port", str(port), "--api-key", KEY, *knobs],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api/v1"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(url, headers={"X-API-Key": KEY}, timeout=1)
+            break
+        except requests.RequestException:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise SystemExit("mock-api did not start") from None
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+@dataclass
+class Timed:
+    seconds: float
+    max_rss_mib: float
+    returncode: int
+    output: str
+
+
+def timed(args: list[str], env: dict[str, str] | None = None) -> Timed:
+    """Run a child, returning wall time and the child's own peak RSS (wait4's rusage)."""
+    out_path = ROOT / ".datasync" / "bench-child.log"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with out_path.open("wb") as out:
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Timed(seconds, usage.ru_maxrss / 1024, proc.returncode, out_path.read_text()[-2000:])
+
+
+def ingest_args(url: str, dsn: str, *extra: str) -> list[str]:
+    return [
+        *DATASYNC, "ingest", "--api-url", url, "--api-key", KEY, "--database-url", dsn,
+        "--log-format", "json", *extra,
+    ]
+
+
+def count(dsn: str, sql: str = "SELECT count(*) FROM ingested_events") -> int:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+def psql() -> str:
+    found = shutil.which("psql")
+    if not found:
+        raise SystemExit("psql is needed for the raw baseline (apt-get install postgresql-client)")
+    return found
+

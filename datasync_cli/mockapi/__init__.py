@@ -1,0 +1,26 @@
+"""A local DataSync-compatible service for tests, demos and benchmarks (`datasync mock-api`)."""
+
+from .app import FEED_PATH, TOKEN_PATH, MockApp, MockCounters
+from .config import MockConfig
+from .cursor import CursorPosition, decode_cursor, encode_cursor
+from .server import MockServer, running_mock, serve
+from .truth import CHECKSUM_SQL, BadRecord, StreamTruth, TruthSummary, id_checksum
+
+__all__ = [
+    "CHECKSUM_SQL",
+    "FEED_PATH",
+    "TOKEN_PATH",
+    "BadRecord",
+    "CursorPosition",
+    "MockApp",
+    "MockConfig",
+    "MockCounters",
+    "MockServer",
+    "StreamTruth",
+    "TruthSummary",
+    "decode_cursor",
+    "encode_cursor",
+    "id_checksum",
+    "running_mock",
+    "serve",
+]

@@ -1,0 +1,350 @@
+"""The ingest run: readers over disjoint time ranges feed a bounded queue drained by the writer.
+
+readers (one per range) -> fetch page -> transform -> queue -> writer: COPY, upsert, checkpoint
+(one transaction per page) -> progress. A stop flag makes readers stop fetching; the writer
+finishes the batch in flight and drops what is queued (it will be fetched again on resume).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .clock import Clock, SystemClock
+from .errors import DatasyncError
+from .models import Batch, Checkpoint, Event, Position, RunStats
+from .planner import RangePlanner, Split
+from .progress import NullReporter, Reporter, Snapshot
+from .settings import Settings
+from .sink import CheckpointStore, CopyWriter, IngestLock, migrate, store_stats
+from .source import Source, SourceConfig, open_source
+from .transform import transform_page
+
+QUEUE_PAGES_PER_READER = 2
+FIRST_READER = "r000"
+
+
+@dataclass
+class IngestOutcome:
+    """How a run ended; the CLI turns it into a summary and an exit status."""
+
+    stats: RunStats
+    completed: bool
+    elapsed_s: float
+    ranges_left: int
+
+
+class _Done:
+    """Queue sentinel: a reader has nothing more to send."""
+
+
+class Ingest:
+    """One ingest run against one database; owns its threads, never outlives `run()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        reporter: Reporter | None = None,
+        stop: threading.Event | None = None,
+        clock: Clock | None = None,
+        source_factory: Callable[[SourceConfig, Clock, threading.Event], Source] = open_source,
+    ) -> None:
+        self.settings = settings
+        self.reporter: Reporter = reporter or NullReporter()
+        self.stop = stop or threading.Event()
+        self.clock = clock or SystemClock()
+        self._source_factory = source_factory
+        self.stats = RunStats()
+        self._stats_lock = threading.Lock()
+        self._failure: BaseException | None = None
+        self._readers_active = 0
+        self._endpoint = "-"
+        self._rates: deque[tuple[float, int]] = deque(maxlen=120)
+
+    # -- public ---------------------------------------------------------------------------
+    def run(self) -> IngestOutcome:
+        dsn = self.settings.database_url
+        migrate(dsn)
+        with IngestLock(dsn):
+            return self._run_locked(dsn)
+
+    # -- orchestration ----------------------------------------------------------------------
+    def _run_locked(self, dsn: str) -> IngestOutcome:
+        started = time.monotonic()
+        store = CheckpointStore(dsn)
+        checkpoints = self._plan_start(store, dsn)
+        source = self._source_factory(
+            SourceConfig.from_settings(self.settings), self.clock, self.stop
+        )
+        run_id = store.start_run(None)
+        workers = self.settings.effective_workers()
+        planner = RangePlanner(
+            [cp for cp in checkpoints if not cp.finished], None, self.settings.page_size
+        )
+        pages: queue.Queue[Batch | _Done] = queue.Queue(
+            maxsize=max(workers * QUEUE_PAGES_PER_READER, 2)
+        )
+        writer = CopyWriter(dsn, writer_id=0, clock=self.clock, stop=self.stop)
+        self.reporter.start(
+            f"ingesting from {self.settings.api_url} with up to {workers} reader(s)"
+        )
+        try:
+            source.info()
+            threads = [
+                threading.Thread(
+                    target=self._reader_loop,
+                    args=(source, planner, store, pages, workers),
+                    name=f"reader-{i}",
+                    daemon=True,
+                )
+                for i in range(workers)
+            ]
+            writer_thread = threading.Thread(
+                target=self._writer_loop, args=(writer, pages, workers), name="writer", daemon=True
+            )
+            writer_thread.start()
+            for t in threads:
+                t.start()
+            while writer_thread.is_alive():
+                writer_thread.join(0.25)
+                self.reporter.update(self._snapshot(source, planner))
+            planner.close()
+            for t in threads:
+                t.join(2.0)
+        finally:
+            writer.close()
+            source.close()
+        ranges_left = planner.unfinished()
+        completed = self._failure is None and not self.stop.is_set() and ranges_left == 0
+        status = "completed" if completed else ("failed" if self._failure else "interrupted")
+        store.finish_run(
+            run_id,
+            status,
+            self.stats.inserted,
+            self.stats.rejected,
+            str(self._failure) if self._failure else None,
+        )
+        self.reporter.update(self._snapshot(source, planner))
+        if self._failure is not None:
+            raise self._failure
+        return IngestOutcome(self.stats, completed, time.monotonic() - started, ranges_left)
+
+    def _plan_start(self, store: CheckpointStore, dsn: str) -> list[Checkpoint]:
+        """Resume unfinished ranges; after a finished run, read only what is newer."""
+        checkpoints = store.load_all()
+        if checkpoints and any(not cp.finished for cp in checkpoints):
+            left = sum(1 for cp in checkpoints if not cp.finished)
+            self.reporter.log("resuming from checkpoint", ranges_left=left)
+            return checkpoints
+        if checkpoints:
+            newest = store_stats(dsn).max_ts_ms
+            fresh = Checkpoint(reader_id=FIRST_READER, hi_ms=None, lo_ms=newest)
+            self.reporter.log("previous run complete; reading events newer than it", lo_ms=newest)
+        else:
+            fresh = Checkpoint(reader_id=FIRST_READER)
+        store.save_plan([fresh], replace_all=True)
+        return [fresh]
+
+    # -- readers --------------------------------------------------------------------------
+    def _reader_loop(
+        self,
+        source: Source,
+        planner: RangePlanner,
+        store: CheckpointStore,
+        pages: queue.Queue[Batch | _Done],
+        workers: int,
+    ) -> None:
+        def persist(split: Split) -> None:
+            store.split_range(split.victim_id, split.victim_lo_ms, split.new_ranges)
+            self.reporter.log(
+                "split range",
+                victim=split.victim_id,
+                new=",".join(cp.reader_id for cp in split.new_ranges),
+            )
+
+        try:
+            while not self.stop.is_set():
+                idle = max(workers - self._readers_active, 1)
+                cp = planner.next_range(persist, idle_readers=idle)
+                if cp is None:
+                    break
+                with self._stats_lock:
+                    self._readers_active += 1
+                try:
+                    self._read_range(source, planner, cp, pages)
+                finally:
+                    with self._stats_lock:
+                        self._readers_active -= 1
+        except DatasyncError as exc:
+            self._fail(exc, planner)
+        except Exception as exc:  # a bug must stop the run, not hang it
+            self._fail(exc, planner)
+        finally:
+            pages.put(_Done())
+
+    def _read_range(
+        self,
+        source: Source,
+        planner: RangePlanner,
+        cp: Checkpoint,
+        pages: queue.Queue[Batch | _Done],
+    ) -> None:
+        reader = source.reader()
+        try:
+            while not self.stop.is_set():
+                lo, hi = planner.bounds(cp.reader_id)
+                cp = replace(cp, lo_ms=lo, hi_ms=hi)
+                page = reader.fetch(cp)
+                if page.total is not None:
+                    planner.set_total(page.total)
+                    with self._stats_lock:
+                        self.stats.total = page.total
+                events, rejected = transform_page(page.records)
+                kept, below = _within(events, lo, hi)
+                last = events[-1] if events else None
+                position = Position(last.ts_us // 1000, last.id) if last else cp.position
+                finished = below or not page.has_more
+                cp = replace(
+                    cp,
+                    cursor=page.next_cursor,
+                    endpoint=page.endpoint,
+                    position=position,
+                    events=cp.events + len(kept),
+                    rejected=cp.rejected + len(rejected),
+                    finished=finished,
+                )
+                self._endpoint = page.endpoint
+                if events:
+                    planner.observe(
+                        cp.reader_id, events[0].ts_us // 1000, events[-1].ts_us // 1000, len(events)
+                    )
+                while not self.stop.is_set():
+                    try:
+                        pages.put(Batch(kept, rejected, cp, fetched=len(page.records)), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if finished:
+                    planner.finish(cp.reader_id)
+                    return
+        finally:
+            if not cp.finished:
+                planner.release(cp.reader_id)
+
+    # -- writer ---------------------------------------------------------------------------
+    def _writer_loop(
+        self, writer: CopyWriter, pages: queue.Queue[Batch | _Done], readers: int
+    ) -> None:
+        done = 0
+        try:
+            while done < readers:
+                item = pages.get()
+                if isinstance(item, _Done):
+                    done += 1
+                    continue
+                if self.stop.is_set():
+                    continue  # dropped pages are fetched again on resume
+                result = writer.write(item)
+                with self._stats_lock:
+                    s = self.stats
+                    s.pages += 1
+                    s.fetched += item.fetched
+                    s.inserted += result.inserted
+                    s.duplicates += len(item.events) - result.inserted
+                    s.rejected += result.rejected_new
+                    ep = item.checkpoint.endpoint or "-"
+                    s.endpoint_pages[ep] = s.endpoint_pages.get(ep, 0) + 1
+                    self._rates.append((time.monotonic(), s.fetched))
+        except BaseException as exc:
+            self._fail(exc, None)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _fail(self, exc: BaseException, planner: RangePlanner | None) -> None:
+        with self._stats_lock:
+            if self._failure is None and not (self.stop.is_set() and _is_stop_noise(exc)):
+                self._failure = exc
+        self.stop.set()
+        if planner is not None:
+            planner.close()
+
+    def _snapshot(self, source: Source, planner: RangePlanner) -> Snapshot:
+        with self._stats_lock:
+            s = self.stats
+            rate = _rate(self._rates)
+            snap = Snapshot(
+                fetched=s.fetched,
+                inserted=s.inserted,
+                duplicates=s.duplicates,
+                rejected=s.rejected,
+                total=s.total,
+                events_per_s=rate,
+                readers=self._readers_active,
+                pages=s.pages,
+                endpoint=self._endpoint,
+            )
+        if snap.total and rate > 0:
+            snap.eta_s = max(snap.total - snap.fetched, 0) / rate
+        snap.ranges_left = planner.unfinished()
+        health = source.stats()
+        snap.retries = health.retries
+        snap.rate_limited = health.rate_limited
+        snap.rate_wait_s = health.rate_wait_s
+        snap.token_left_s = health.token_seconds_left
+        snap.token_origin = health.token_origin
+        if health.token_problem:
+            snap.warnings.append(f"stream token: {health.token_problem}")
+        return snap
+
+
+def _within(events: list[Event], lo: int | None, hi: int | None) -> tuple[list[Event], bool]:
+    """Events inside [lo, hi] (inclusive, ms) and whether the page went below the range."""
+    if lo is None and hi is None:
+        return events, False
+    lo_us = lo * 1000 if lo is not None else None
+    hi_us = (hi + 1) * 1000 if hi is not None else None
+    kept = [
+        e
+        for e in events
+        if (lo_us is None or e.ts_us >= lo_us) and (hi_us is None or e.ts_us < hi_us)
+    ]
+    below = lo_us is not None and any(e.ts_us < lo_us for e in events)
+    return kept, below
+
+
+def _rate(samples: deque[tuple[float, int]], window_s: float = 30.0) -> float:
+    """Events per second over the recent window, so the ETA follows current conditions."""
+    if len(samples) < 2:
+        return 0.0
+    t_end, n_end = samples[-1]
+    for t, n in samples:
+        if t_end - t <= window_s:
+            break
+    span = t_end - t
+    return (n_end - n) / span if span > 0 else 0.0
+
+
+def _is_stop_noise(exc: BaseException) -> bool:
+    return isinstance(exc, DatasyncError) and "stopped" in str(exc).lower()
+
+
+def summary(outcome: IngestOutcome) -> dict[str, Any]:
+    """The end-of-run figures, in the order an operator reads them."""
+    s = outcome.stats
+    return {
+        "status": "complete" if outcome.completed else "incomplete",
+        "fetched": s.fetched,
+        "inserted": s.inserted,
+        "duplicates": s.duplicates,
+        "rejected": s.rejected,
+        "source_total": s.total,
+        "pages": s.pages,
+        "pages_by_endpoint": dict(s.endpoint_pages),
+        "elapsed_s": round(outcome.elapsed_s, 1),
+        "events_per_s": round(s.fetched / outcome.elapsed_s, 1) if outcome.elapsed_s else 0,
+        "ranges_left": outcome.ranges_left,
+    }

@@ -1,0 +1,29 @@
+"""Everything that talks to PostgreSQL; the only package that imports psycopg2."""
+
+from .checkpoints import CheckpointStore, RunRecord, RunStatus
+from .db import connect, describe, scrub
+from .lock import IngestLock
+from .migrations import applied_versions, available, migrate
+from .stats import IdChecksum, StoredCheckpoint, StoreStats, id_checksum, iter_ids, store_stats
+from .writer import CopyWriter, WriteResult
+
+__all__ = [
+    "CheckpointStore",
+    "CopyWriter",
+    "IdChecksum",
+    "IngestLock",
+    "RunRecord",
+    "RunStatus",
+    "StoreStats",
+    "StoredCheckpoint",
+    "WriteResult",
+    "applied_versions",
+    "available",
+    "connect",
+    "describe",
+    "id_checksum",
+    "iter_ids",
+    "migrate",
+    "scrub",
+    "store_stats",
+]

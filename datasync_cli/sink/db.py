@@ -1,0 +1,241 @@
+"""Connections to PostgreSQL and the translation of its failures into one clear line.
+
+psycopg2 and libpq messages can quote the DSN, password included; everything that leaves this
+module goes through `scrub`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote, unquote
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import errorcodes, sql
+
+from ..errors import DatabaseError
+from ..settings import dsn_password
+
+Connection = psycopg2.extensions.connection
+
+APPLICATION_NAME = "datasync"
+CONNECT_TIMEOUT_S = 10
+MAINTENANCE_DATABASES = ("postgres", "template1")
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+# SQLSTATEs after which the session is gone and a new connection is the only way on.
+_SESSION_GONE = {
+    errorcodes.ADMIN_SHUTDOWN,
+    errorcodes.CRASH_SHUTDOWN,
+    errorcodes.CANNOT_CONNECT_NOW,
+    errorcodes.IDLE_SESSION_TIMEOUT,
+}
+
+_MIGRATE_HINT = "run `datasync migrate` to create it, or point --database-url at an existing one"
+_START_HINT = "start PostgreSQL or point --database-url / DATABASE_URL at a running server"
+
+
+def scrub(text: str, dsn: str | None = None) -> str:
+    """`text` without the DSN's password, in any of the spellings libpq may echo back."""
+    spellings: set[str] = set()
+    if dsn:
+        raw = dsn_password(dsn)
+        if raw:
+            spellings |= {raw, unquote(raw)}
+        try:
+            parsed = psycopg2.extensions.parse_dsn(dsn).get("password")
+        except psycopg2.Error:
+            parsed = None
+        if parsed:
+            spellings.add(parsed)
+    for secret in list(spellings):
+        spellings |= {quote(secret, safe=""), quote(secret)}
+    for secret in sorted(spellings, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    return _KV_PASSWORD.sub(r"\1***", text)
+
+
+def describe(dsn: str) -> str:
+    """host:port/dbname of a DSN, for messages (never the user's password)."""
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.Error:
+        return "the configured database"
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    port = params.get("port") or "5432"
+    return f"{host}:{port}/{params.get('dbname') or params.get('user') or 'postgres'}"
+
+
+def _first_line(exc: BaseException, dsn: str | None) -> str:
+    text = scrub(str(exc), dsn).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[0] if lines else type(exc).__name__
+    # libpq prefixes server errors with "connection to server at ... failed: FATAL:  ".
+    line = re.sub(r"^connection to server at .*? failed: ", "", line)
+    return re.sub(r"^(FATAL|ERROR):\s+", "", line)
+
+
+def connect_error(exc: BaseException, dsn: str) -> DatabaseError:
+    """A connection failure as one line naming the server, plus what to do about it."""
+    where = describe(dsn)
+    detail = _first_line(exc, dsn)
+    lowered = str(exc).lower()
+    if "connection refused" in lowered or "no such file or directory" in lowered:
+        return DatabaseError(f"cannot connect to PostgreSQL at {where}: connection refused",
+                             _START_HINT)
+    if "could not translate host name" in lowered:
+        return DatabaseError(f"cannot connect to PostgreSQL at {where}: unknown host",
+                             "check the host name in --database-url / DATABASE_URL")
+    if "timeout expired" in lowered or "timed out" in lowered:
+        return DatabaseError(f"cannot connect to PostgreSQL at {where}: connection timed out",
+                             _START_HINT)
+    if "authentication failed" in lowered or "no password supplied" in lowered:
+        return DatabaseError(f"PostgreSQL at {where} refused the credentials: {detail}",
+                             "check the user and password in --database-url / DATABASE_URL")
+    if re.search(r'role ".*" does not exist', str(exc)):
+        return DatabaseError(f"PostgreSQL at {where} has no such user: {detail}",
+                             "check the user in --database-url / DATABASE_URL")
+    if re.search(r'database ".*" does not exist', str(exc)):
+        return DatabaseError(f"database {where} does not exist", _MIGRATE_HINT)
+    if "too many clients" in lowered or "too many connections" in lowered:
+        return DatabaseError(f"PostgreSQL at {where} has no free connection slots: {detail}",
+                             "lower --workers or raise max_connections on the server")
+    if "starting up" in lowered or "shutting down" in lowered or "recovery mode" in lowered:
+        return DatabaseError(f"PostgreSQL at {where} is not accepting connections: {detail}",
+                             "wait until the server is up, then rerun")
+    if isinstance(exc, psycopg2.ProgrammingError) and "invalid dsn" in lowered:
+        return DatabaseError(f"the database URL is malformed: {detail}",
+                             "use postgresql://USER:PASSWORD@HOST:PORT/DBNAME")
+    return DatabaseError(f"cannot connect to PostgreSQL at {where}: {detail}", _START_HINT)
+
+
+def operation_error(exc: BaseException, doing: str, dsn: str | None = None) -> DatabaseError:
+    """A failure of a statement as one line: what we were doing and what PostgreSQL said."""
+    detail = _first_line(exc, dsn)
+    code = getattr(exc, "pgcode", None)
+    if code == errorcodes.DISK_FULL:
+        return DatabaseError(f"PostgreSQL ran out of disk space while {doing}",
+                             "free disk space on the database server and rerun; the last "
+                             "checkpoint is intact")
+    if code == errorcodes.OUT_OF_MEMORY:
+        return DatabaseError(f"PostgreSQL ran out of memory while {doing}",
+                             "lower --page-size or --workers, or give the server more memory")
+    if code == errorcodes.INSUFFICIENT_PRIVILEGE:
+        return DatabaseError(f"permission denied while {doing}: {detail}",
+                             "grant the database user rights to create and write tables in "
+                             "this database")
+    if code == errorcodes.READ_ONLY_SQL_TRANSACTION:
+        return DatabaseError(f"the database is read-only while {doing}",
+                             "point --database-url at the primary, not a standby")
+    if code == errorcodes.UNDEFINED_TABLE:
+        return DatabaseError(f"a datasync table is missing while {doing}: {detail}",
+                             "run `datasync migrate`")
+    if code in _SESSION_GONE or (code is None and isinstance(exc, psycopg2.OperationalError)):
+        return DatabaseError(f"lost the connection to PostgreSQL while {doing}: {detail}",
+                             "check that the server is running, then rerun; the last "
+                             "checkpoint is intact")
+    return DatabaseError(f"PostgreSQL failed while {doing}: {detail}")
+
+
+def connection_lost(exc: BaseException, conn: Connection | None) -> bool:
+    """True when `exc` means the session is gone (killed, restarted, network) and a fresh
+    connection can simply redo the rolled-back work."""
+    if isinstance(exc, psycopg2.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg2.OperationalError):
+        return False
+    code = getattr(exc, "pgcode", None)
+    if code in _SESSION_GONE or (code or "").startswith("08"):
+        return True
+    return code is None or (conn is not None and conn.closed != 0)
+
+
+def _open(dsn: str, **overrides: Any) -> Connection:
+    conn: Connection = psycopg2.connect(
+        dsn,
+        application_name=APPLICATION_NAME,
+        connect_timeout=CONNECT_TIMEOUT_S,
+        client_encoding="UTF8",
+        **overrides,
+    )
+    return conn
+
+
+def _missing_database(exc: psycopg2.Error) -> bool:
+    return bool(re.search(r'database ".*" does not exist', str(exc)))
+
+
+def connect(dsn: str, *, create_database: bool = False, autocommit: bool = False) -> Connection:
+    """A UTF-8 connection tagged application_name=datasync; failures raise DatabaseError.
+
+    With create_database, a missing database is created first (through the `postgres`
+    maintenance database), so a fresh server needs no manual setup.
+    """
+    try:
+        conn = _open(dsn)
+    except psycopg2.Error as exc:
+        if not (create_database and _missing_database(exc)):
+            raise connect_error(exc, dsn) from None
+        create_database_for(dsn)
+        try:
+            conn = _open(dsn)
+        except psycopg2.Error as again:
+            raise connect_error(again, dsn) from None
+    conn.autocommit = autocommit
+    return conn
+
+
+def create_database_for(dsn: str) -> bool:
+    """CREATE DATABASE for the DSN's dbname (UTF8); False when it already existed."""
+    try:
+        name = psycopg2.extensions.parse_dsn(dsn).get("dbname")
+    except psycopg2.Error as exc:
+        raise connect_error(exc, dsn) from None
+    if not name:
+        raise DatabaseError("the database URL names no database",
+                            "use postgresql://USER:PASSWORD@HOST:PORT/DBNAME")
+    admin = _maintenance_connection(dsn)
+    try:
+        admin.autocommit = True
+        statement = sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(
+            sql.Identifier(name)
+        )
+        with admin.cursor() as cur:
+            try:
+                cur.execute(statement)
+            except psycopg2.errors.DuplicateDatabase:
+                return False
+            except psycopg2.errors.InvalidParameterValue:
+                # The cluster's locale is not UTF-8 compatible: fall back to the C locale.
+                cur.execute(statement + sql.SQL(" LC_COLLATE 'C' LC_CTYPE 'C'"))
+    except psycopg2.errors.DuplicateDatabase:
+        return False
+    except psycopg2.Error as exc:
+        raise operation_error(exc, f"creating database {name!r}", dsn) from None
+    finally:
+        admin.close()
+    return True
+
+
+def _maintenance_connection(dsn: str) -> Connection:
+    last: psycopg2.Error | None = None
+    for maintenance in MAINTENANCE_DATABASES:
+        try:
+            return _open(psycopg2.extensions.make_dsn(dsn, dbname=maintenance))
+        except psycopg2.Error as exc:
+            last = exc
+            if not _missing_database(exc):
+                break
+    assert last is not None
+    raise connect_error(last, dsn) from None
+
+
+def server_encoding(conn: Connection) -> str:
+    with conn.cursor() as cur:
+        cur.execute("SHOW server_encoding")
+        row = cur.fetchone()
+    return str(row[0]) if row else ""

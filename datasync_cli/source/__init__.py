@@ -1,0 +1,177 @@
+"""The source side: everything that talks HTTP to the DataSync API (the only user of requests)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..clock import Clock, SystemClock
+from ..models import Checkpoint, Page
+from ..settings import DEFAULT_PAGE_SIZE, DEFAULT_WORKERS, Settings
+from .client import ApiClient, parse_page
+from .cursor import cursor_position, decode_cursor, encode_cursor, forge_cursor
+from .faults import RateLimited, Stopped
+from .feedthrottle import FeedThrottle
+from .ratebudget import RateBudget
+from .reader import RangeReader
+from .retry import RetryPolicy
+from .token import StreamToken, StreamTokens
+
+__all__ = [
+    "ApiClient",
+    "FeedThrottle",
+    "RangeReader",
+    "RateBudget",
+    "RateLimited",
+    "RetryPolicy",
+    "Source",
+    "SourceConfig",
+    "SourceStats",
+    "Stopped",
+    "StreamToken",
+    "StreamTokens",
+    "cursor_position",
+    "decode_cursor",
+    "encode_cursor",
+    "fetch_total",
+    "forge_cursor",
+    "open_source",
+    "parse_page",
+]
+
+# Token requests are cheap to give up on: readers fall back to the standard endpoint.
+TOKEN_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """What the source needs from the settings; secrets are kept out of the repr."""
+
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    page_size: int = DEFAULT_PAGE_SIZE
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 8
+    token_ttl: float = 300.0
+    readers: int = DEFAULT_WORKERS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SourceConfig:
+        return cls(
+            base_url=settings.require_api(),
+            api_key=settings.api_key,
+            token=settings.token,
+            page_size=settings.page_size,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_attempts=settings.max_attempts,
+            token_ttl=settings.token_ttl,
+            readers=settings.effective_workers(),
+        )
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    """A snapshot for the progress display and the summary."""
+
+    retries: int
+    rate_limited: int
+    rate_wait_s: float
+    feed_throttled: int
+    feed_rate: float | None
+    token_origin: str | None
+    token_seconds_left: float | None
+    token_problem: str | None
+
+
+class Source:
+    """The client and the state its readers share: token, rate budget, feed throttle, retries."""
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        client: ApiClient,
+        clock: Clock,
+        stop: threading.Event | None,
+        *,
+        retry: RetryPolicy | None = None,
+        tokens: StreamTokens | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self._clock = clock
+        self._stop = stop
+        self.retry = retry or RetryPolicy(clock, stop, max_attempts=config.max_attempts)
+        self.budget = RateBudget(clock)
+        self.throttle = FeedThrottle(clock, max_concurrency=config.readers)
+        token_retry = RetryPolicy(clock, stop, max_attempts=TOKEN_ATTEMPTS, max_throttled=3)
+        issue = None
+        if config.api_key:
+
+            def issue() -> dict[str, Any]:
+                return token_retry.call(client.request_stream_token, endpoint="stream-access")
+
+        self.tokens = tokens or StreamTokens(clock, issue, config.token, config.token_ttl)
+
+    def reader(self, page_size: int | None = None) -> RangeReader:
+        """A reader for one time range; all readers share this source's pacing and token."""
+        return RangeReader(
+            self.client,
+            self.tokens,
+            self.budget,
+            self.throttle,
+            self.retry,
+            self._clock,
+            self._stop,
+            page_size or self.config.page_size,
+        )
+
+    def probe(self, limit: int = 1) -> Page:
+        """The newest `limit` events and meta.total, by the same paths a reader takes."""
+        return self.reader(limit).fetch(Checkpoint("probe"))
+
+    def info(self) -> dict[str, Any]:
+        """The API's self-description, retried on timeouts; proves URL and key."""
+        return self.retry.call(self.client.info, endpoint="the API base")
+
+    def stats(self) -> SourceStats:
+        return SourceStats(
+            retries=self.retry.retries,
+            rate_limited=self.budget.throttled + self.throttle.throttled,
+            rate_wait_s=self.budget.waited_s + self.throttle.waited_s,
+            feed_throttled=self.throttle.throttled,
+            feed_rate=self.throttle.rate,
+            token_origin=self.tokens.origin(),
+            token_seconds_left=self.tokens.seconds_left(),
+            token_problem=self.tokens.last_problem,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_source(config: SourceConfig, clock: Clock, stop: threading.Event | None) -> Source:
+    """Build the client and the shared reader state for one run."""
+    client = ApiClient(
+        config.base_url,
+        config.api_key,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        pool_size=max(64, 2 * config.readers),
+        clock=clock,
+    )
+    return Source(config, client, clock, stop)
+
+
+def fetch_total(
+    config: SourceConfig, clock: Clock | None = None, stop: threading.Event | None = None
+) -> int | None:
+    """meta.total as the API reports it now (what `verify` compares against); None if absent."""
+    source = open_source(config, clock or SystemClock(), stop)
+    try:
+        return source.probe().total
+    finally:
+        source.close()

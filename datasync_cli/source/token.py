@@ -1,0 +1,204 @@
+"""The stream token: one shared by all readers, renewed before it expires, dropped when refused."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..clock import Clock
+from ..errors import SourceError
+
+DEFAULT_FEED_PATH = "/api/v1/events/d4ta/x7k9/feed"
+DEFAULT_TOKEN_HEADER = "X-Stream-Token"
+DEFAULT_TOKEN_TTL_S = 300.0
+# After a token could not be had, ask again no more often than this.
+RETRY_EVERY_S = 60.0
+# Renew when less than this share of the token's life is left (at least 60 s, at most half).
+RENEW_SHARE = 0.2
+RENEW_MIN_S = 60.0
+
+TokenOrigin = Literal["supplied", "issued"]
+TokenIssuer = Callable[[], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class StreamToken:
+    """A token for the feed; `expires_at` is monotonic, and only an estimate when `estimated`."""
+
+    value: str = field(repr=False)
+    expires_at: float | None
+    origin: TokenOrigin
+    endpoint: str = DEFAULT_FEED_PATH
+    header: str = DEFAULT_TOKEN_HEADER
+    lifetime_s: float | None = None
+    estimated: bool = False
+
+
+class StreamTokens:
+    """Hands every reader the same token; renews it once, ahead of expiry, when a key is known.
+
+    When no token can be had (no key, access denied, repeated refusals) `current()` returns None
+    and readers use the standard endpoint; a new token is tried at most every 60 s.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        issue: TokenIssuer | None,
+        supplied: str | None = None,
+        token_ttl: float = DEFAULT_TOKEN_TTL_S,
+        retry_every_s: float = RETRY_EVERY_S,
+    ) -> None:
+        self._clock = clock
+        self._issue = issue
+        self._ttl = token_ttl
+        self._retry_every = retry_every_s
+        self._lock = threading.Lock()
+        self._renewed = threading.Condition(self._lock)
+        self._renewing = False
+        self._retry_at = float("-inf")
+        self._rejections = 0
+        self._token: StreamToken | None = None
+        self.last_problem: str | None = None
+        self.issued = 0
+        if supplied:
+            self._token = StreamToken(
+                supplied,
+                clock.monotonic() + token_ttl,
+                "supplied",
+                lifetime_s=token_ttl,
+                estimated=True,
+            )
+
+    @property
+    def can_issue(self) -> bool:
+        """Whether new tokens can be asked for (an API key is known)."""
+        return self._issue is not None
+
+    def current(self) -> StreamToken | None:
+        """The token to use now, renewed first when close to expiry; None when there is none."""
+        with self._lock:
+            token = self._token
+            now = self._clock.monotonic()
+            if token is not None and not self._due(token, now):
+                return token
+            if self._issue is None or now < self._retry_at:
+                return token  # nothing better to offer; an old token may still be accepted
+            if self._renewing:
+                if token is not None:
+                    return token  # still valid while the renewal runs
+                self._renewed.wait_for(lambda: not self._renewing)
+                return self._token
+            self._renewing = True
+        return self._renew()
+
+    def renew_after_rejection(self, rejected: StreamToken) -> StreamToken | None:
+        """The service refused `rejected`: drop it and try once for a new one."""
+        with self._lock:
+            if self._token is not None and self._token.value != rejected.value:
+                return self._token  # another reader already replaced it
+            self._token = None
+            self._rejections += 1
+            if self._rejections > 1:
+                self._give_up_locked("the service refused a freshly issued stream token")
+                return None
+            if self._issue is None:
+                self.last_problem = "stream token refused; no API key to ask for another"
+                return None
+            if self._clock.monotonic() < self._retry_at:
+                return None
+            if self._renewing:
+                self._renewed.wait_for(lambda: not self._renewing)
+                return self._token
+            self._renewing = True
+        return self._renew()
+
+    def invalidate(self, token: StreamToken) -> None:
+        """Forget `token` if it is the current one."""
+        with self._lock:
+            if self._token is not None and self._token.value == token.value:
+                self._token = None
+
+    def accepted(self, token: StreamToken) -> None:
+        """The feed answered to `token`: earlier refusals were not a pattern."""
+        with self._lock:
+            if self._token is not None and self._token.value == token.value:
+                self._rejections = 0
+
+    def disable(self, reason: str) -> None:
+        """The feed is out of reach for now (for example it answered 404)."""
+        with self._lock:
+            self._token = None
+            self._give_up_locked(reason)
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the token expires (an estimate for a supplied one); None when unknown."""
+        token = self._token
+        if token is None or token.expires_at is None:
+            return None
+        return max(0.0, token.expires_at - self._clock.monotonic())
+
+    def origin(self) -> TokenOrigin | None:
+        token = self._token
+        return token.origin if token is not None else None
+
+    def _due(self, token: StreamToken, now: float) -> bool:
+        if token.expires_at is None:
+            return False
+        life = token.lifetime_s if token.lifetime_s is not None else self._ttl
+        threshold = min(max(RENEW_SHARE * life, RENEW_MIN_S), 0.5 * life)
+        return token.expires_at - now < threshold
+
+    def _renew(self) -> StreamToken | None:
+        assert self._issue is not None
+        fresh: StreamToken | None = None
+        problem = "the stream-access answer held no token"
+        try:
+            fresh = self._parse(self._issue())
+        except SourceError as exc:
+            problem = f"no stream token: {exc.message}"
+        finally:
+            with self._lock:
+                self._renewing = False
+                if fresh is not None:
+                    self._token = fresh
+                    self.issued += 1
+                    self.last_problem = None
+                else:
+                    self.last_problem = problem
+                    self._retry_at = self._clock.monotonic() + self._retry_every
+                self._renewed.notify_all()
+                result = self._token
+        return result
+
+    def _parse(self, body: Mapping[str, Any]) -> StreamToken | None:
+        access = body.get("streamAccess", body)
+        if not isinstance(access, Mapping):
+            return None
+        value = access.get("token")
+        if not isinstance(value, str) or not value:
+            return None
+        expires_in = access.get("expiresIn")
+        known = False
+        life = self._ttl
+        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
+            known = expires_in > 0
+            life = float(expires_in) if known else self._ttl
+        endpoint = access.get("endpoint")
+        header = access.get("tokenHeader")
+        return StreamToken(
+            value,
+            self._clock.monotonic() + life,
+            "issued",
+            endpoint=endpoint if isinstance(endpoint, str) and endpoint else DEFAULT_FEED_PATH,
+            header=header if isinstance(header, str) and header else DEFAULT_TOKEN_HEADER,
+            lifetime_s=life,
+            estimated=not known,
+        )
+
+    def _give_up_locked(self, reason: str) -> None:
+        self.last_problem = reason
+        self._retry_at = self._clock.monotonic() + self._retry_every
+        self._rejections = 0

@@ -1,0 +1,348 @@
+"""Pure record validation: raw API record -> Event or Rejected(reason). No I/O.
+
+Timestamps are normalized to epoch microseconds (UTC). `data` keeps the record exactly as
+received (orjson text), so the stored JSONB equals what the service sent. Records PostgreSQL
+cannot hold (NUL characters, lone surrogates, non-finite numbers) are rejected with a reason
+instead of failing the batch they arrive in.
+
+A non-string `type` is kept as its compact JSON text in `event_type` (the exact value is still in
+`data`), so the column stays a plain string without losing information.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from dateutil import parser as dateutil_parser
+
+from .models import Event, Position, Rejected
+
+__all__ = [
+    "MAX_TS_US",
+    "MIN_TS_US",
+    "TimestampError",
+    "event_position",
+    "parse_timestamp",
+    "transform_page",
+    "transform_record",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_ONE_US = timedelta(microseconds=1)
+# Years 1..9999: what Python's datetime can show and well inside PostgreSQL's timestamptz range.
+MIN_TS_US = -62_135_596_800_000_000
+MAX_TS_US = 253_402_300_799_999_999
+
+# Magnitude heuristic for bare numbers: 1e11 s is year 5138, 1e14 ms is year 5138, and so on,
+# so each unit covers every plausible date without overlapping the next.
+_SECONDS_BELOW = 10**11
+_MILLIS_BELOW = 10**14
+_MICROS_BELOW = 10**17
+
+# Anything this large is out of range in every unit; checked before building huge integers.
+_MAGNITUDE_LIMIT = 10**22
+_TEXT_LIMIT = 100
+_REPR_LIMIT = 60
+_ID_LIMIT = 200
+
+# Two distinct defaults reveal a date that dateutil completed from its default (e.g. "March 5").
+_DEFAULT_A = datetime(2001, 1, 1)
+_DEFAULT_B = datetime(2002, 2, 2)
+
+
+class TimestampError(ValueError):
+    """A timestamp that cannot be turned into an instant; `reason` is short and operator-facing."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
+
+
+def _checked(ts_us: int, value: Any) -> int:
+    if not MIN_TS_US <= ts_us <= MAX_TS_US:
+        raise TimestampError(f"timestamp out of range: {_short_repr(value)}")
+    return ts_us
+
+
+def _from_int(number: int, original: Any) -> int:
+    magnitude = abs(number)
+    if magnitude >= _MAGNITUDE_LIMIT:
+        raise TimestampError(f"timestamp out of range: {_short_repr(original)}")
+    if magnitude < _SECONDS_BELOW:
+        us = number * 1_000_000
+    elif magnitude < _MILLIS_BELOW:
+        us = number * 1000
+    elif magnitude < _MICROS_BELOW:
+        us = number
+    else:
+        us = number // 1000
+    return _checked(us, original)
+
+
+def _from_decimal(number: Decimal, original: Any) -> int:
+    if not number.is_finite():
+        raise TimestampError(f"unparseable timestamp: {_short_repr(original)}")
+    magnitude = abs(number)
+    if magnitude >= _MAGNITUDE_LIMIT:
+        raise TimestampError(f"timestamp out of range: {_short_repr(original)}")
+    if magnitude < _SECONDS_BELOW:
+        scaled = number * 1_000_000
+    elif magnitude < _MILLIS_BELOW:
+        scaled = number * 1000
+    elif magnitude < _MICROS_BELOW:
+        scaled = number
+    else:
+        scaled = number / 1000
+    # Sub-microsecond digits are dropped towards the past, like integer division.
+    return _checked(int(scaled.to_integral_value(rounding="ROUND_FLOOR")), original)
+
+
+def _from_datetime(moment: datetime, original: Any) -> int:
+    if moment.tzinfo is None:
+        return _checked((moment - _EPOCH_NAIVE) // _ONE_US, original)
+    return _checked((moment - _EPOCH) // _ONE_US, original)
+
+
+def _from_text(text: str, original: Any) -> int:
+    # Common forms first: an ISO string ending in Z (fromisoformat on 3.10 rejects the Z),
+    # then digits; only the rare forms pay for stripping, Decimal and dateutil.
+    if len(text) < 25 and text.isascii() and text.isdigit():
+        return _from_int(int(text), original)
+    try:
+        if text[-1:] == "Z":
+            return _checked((datetime.fromisoformat(text[:-1]) - _EPOCH_NAIVE) // _ONE_US, original)
+        return _from_datetime(datetime.fromisoformat(text), original)
+    except (ValueError, TypeError):  # TypeError: an offset followed by a Z
+        pass
+    return _from_rare_text(text.strip(), original)
+
+
+def _from_rare_text(text: str, original: Any) -> int:
+    if not text:
+        raise TimestampError("empty timestamp")
+    if len(text) > _TEXT_LIMIT:
+        raise TimestampError(f"unparseable timestamp: {_short_repr(original)}")
+    digits = text[1:] if text[0] in "+-" else text
+    if digits.isascii() and digits.isdigit():
+        return _from_int(int(text), original)
+    if text[-1] in "Zz":
+        try:
+            return _from_datetime(datetime.fromisoformat(text[:-1] + "+00:00"), original)
+        except ValueError:
+            pass
+    else:
+        try:
+            return _from_datetime(datetime.fromisoformat(text), original)
+        except ValueError:
+            pass
+    try:
+        return _from_decimal(Decimal(text), original)
+    except InvalidOperation:
+        pass
+    return _from_datetime(_parse_odd_text(text, original), original)
+
+
+def _parse_odd_text(text: str, original: Any) -> datetime:
+    """Forms fromisoformat rejects: other ISO variants, RFC 2822 and similar, via dateutil."""
+    unparseable = TimestampError(f"unparseable timestamp: {_short_repr(original)}")
+    try:
+        return dateutil_parser.isoparse(text)
+    except (ValueError, OverflowError, TypeError):
+        pass
+    if not any(ch.isdigit() for ch in text):
+        raise unparseable
+    try:
+        first = dateutil_parser.parse(text, default=_DEFAULT_A)
+        second = dateutil_parser.parse(text, default=_DEFAULT_B)
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise unparseable from exc
+    if first != second:
+        # Year, month or day came from the default: the text is not a full date.
+        raise unparseable
+    return first
+
+
+def parse_timestamp(value: Any) -> int:
+    """Epoch microseconds (UTC) of a timestamp in any form the service was seen to send.
+
+    Numbers are epoch milliseconds (the documented form); a magnitude heuristic also accepts
+    seconds, microseconds and nanoseconds. Strings may be numeric or ISO 8601 (any offset,
+    naive = UTC). Raises TimestampError with a short reason.
+    """
+    kind = type(value)
+    if kind is int:
+        return _from_int(value, value)
+    if kind is str:
+        return _from_text(value, value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise TimestampError(f"unparseable timestamp: {_short_repr(value)}")
+        return _from_decimal(Decimal(repr(value)), value)
+    if value is None:
+        raise TimestampError("missing timestamp")
+    if isinstance(value, bool):
+        raise TimestampError(f"unparseable timestamp: {_short_repr(value)}")
+    if isinstance(value, int):
+        return _from_int(int(value), value)
+    if isinstance(value, str):
+        return _from_text(str(value), value)
+    if isinstance(value, float):
+        return parse_timestamp(float(value))
+    if isinstance(value, Decimal):
+        return _from_decimal(value, value)
+    raise TimestampError(f"unparseable timestamp: {_short_repr(value)}")
+
+
+def _raw_text(record: Any) -> str:
+    """The record as ASCII JSON text, so NUL and lone surrogates survive as escapes in TEXT."""
+    try:
+        return json.dumps(record, ensure_ascii=True, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps(repr(record), ensure_ascii=True)
+
+
+def _safe_id(value: Any) -> str | None:
+    """An id fit for the rejected_events.event_id TEXT column, or None."""
+    if type(value) is int:
+        return str(value)
+    if not isinstance(value, str) or not value:
+        return None
+    text: str = value
+    if "\x00" in text:
+        text = json.dumps(text, ensure_ascii=True)[1:-1]
+    else:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(text, ensure_ascii=True)[1:-1]
+    return text[:_ID_LIMIT]
+
+
+def _reject(record: Any, reason: str, event_id: Any = None) -> Rejected:
+    return Rejected(raw=_raw_text(record), reason=reason, event_id=_safe_id(event_id))
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def _fallback_json(record: dict[str, Any]) -> str:
+    """JSON text for what orjson refuses but PostgreSQL can hold (integers beyond 64 bits)."""
+    text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate
+    return text
+
+
+def _content_problem(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(JSON text, None) when PostgreSQL can hold the record, else (None, reason)."""
+    try:
+        data = orjson.dumps(record).decode()
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" in str(exc):
+            return None, "string holds a lone surrogate (not valid UTF-8)"
+        try:
+            data = _fallback_json(record)
+        except UnicodeEncodeError:
+            return None, "string holds a lone surrogate (not valid UTF-8)"
+        except ValueError:
+            return None, "record holds a non-finite number (NaN or Infinity)"
+        except (TypeError, RecursionError) as err:
+            return None, f"record is not JSON-serializable: {str(err)[:_REPR_LIMIT]}"
+    # orjson escapes NUL as \u0000; a literal backslash-u0000 text can match too, so confirm.
+    if "\\u0000" in data and _has_nul(record):
+        return None, "string holds a NUL character (\\u0000), which PostgreSQL cannot store"
+    # orjson writes NaN and Infinity as null; only a record with a null can hide one.
+    if "null" in data and _has_non_finite(record):
+        return None, "record holds a non-finite number (NaN or Infinity)"
+    return data, None
+
+
+def transform_record(record: Any) -> Event | Rejected:
+    """One raw record -> Event, or Rejected with the first reason it cannot be stored."""
+    if type(record) is not dict:
+        if not isinstance(record, dict):
+            return _reject(record, "record is not a JSON object")
+        record = dict(record)
+
+    raw_id = record.get("id")
+    if type(raw_id) is str:
+        if not raw_id.strip():
+            return _reject(record, "empty id")
+        event_id = raw_id
+    elif raw_id is None:
+        return _reject(record, "missing id" if "id" not in record else "id is null")
+    elif type(raw_id) is int:
+        event_id = str(raw_id)
+    elif isinstance(raw_id, float) and math.isfinite(raw_id):
+        event_id = repr(raw_id)
+    else:
+        return _reject(record, f"id is not a string: {_short_repr(raw_id)}")
+
+    if "timestamp" not in record:
+        return _reject(record, "missing timestamp", raw_id)
+    try:
+        ts_us = parse_timestamp(record["timestamp"])
+    except TimestampError as exc:
+        return _reject(record, exc.reason, raw_id)
+
+    data, problem = _content_problem(record)
+    if data is None:
+        return _reject(record, problem or "record cannot be stored", raw_id)
+
+    raw_type = record.get("type")
+    if raw_type is None or type(raw_type) is str:
+        event_type = raw_type
+    else:
+        event_type = orjson.dumps(raw_type).decode()
+    return Event(id=event_id, event_type=event_type, ts_us=ts_us, data=data)
+
+
+def transform_page(records: Iterable[Any]) -> tuple[list[Event], list[Rejected]]:
+    """Split a page's records into storable events and rejected records, keeping page order."""
+    events: list[Event] = []
+    rejected: list[Rejected] = []
+    add_event = events.append
+    add_rejected = rejected.append
+    for record in records:
+        result = transform_record(record)
+        if type(result) is Event:
+            add_event(result)
+        else:
+            add_rejected(result)  # type: ignore[arg-type]
+    return events, rejected
+
+
+def event_position(event: Event) -> Position:
+    """The stream position just after `event` (millisecond timestamp and id)."""
+    return Position(ts_ms=event.ts_us // 1000, event_id=event.id)

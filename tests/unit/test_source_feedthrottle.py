@@ -1,0 +1,172 @@
+"""FeedThrottle against a simulated token-bucket server on the fake clock."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+import pytest
+
+from datasync_cli.clock import FakeClock
+from datasync_cli.source import FeedThrottle
+
+
+@dataclass
+class Outcome:
+    successes: int
+    throttled: int
+    late_successes: int  # during the last `tail_s` seconds
+    final_rate: float | None
+
+
+def simulate(
+    *,
+    readers: int,
+    rate: float,
+    burst: int,
+    latency_s: float,
+    duration_s: float = 300.0,
+    whole_seconds: bool = False,
+    tail_s: float = 120.0,
+) -> Outcome:
+    """Readers looping on a server whose hidden throttle is a token bucket; events in time order."""
+    clock = FakeClock(start=0.0)
+    throttle = FeedThrottle(clock, readers)
+    tokens, refilled_at = float(burst), 0.0
+    queue: list[tuple[float, int, str, float, float]] = [
+        (0.0, n, "try", 0.0, 0.0) for n in range(readers)
+    ]
+    successes = throttled = late = 0
+    while queue:
+        at, reader, kind, sent_at, retry_after = heapq.heappop(queue)
+        if at > duration_s:
+            break
+        clock.advance(max(0.0, at - clock.monotonic()))
+        now = clock.monotonic()
+        if kind == "try":
+            wait = throttle.try_acquire()
+            if wait > 0:
+                heapq.heappush(queue, (now + wait, reader, "try", 0.0, 0.0))
+                continue
+            tokens, refilled_at = min(burst, tokens + (now - refilled_at) * rate), now
+            if tokens >= 1:
+                tokens -= 1
+                heapq.heappush(queue, (now + latency_s, reader, "ok", now, 0.0))
+            else:
+                after = (1 - tokens) / rate
+                after = math.ceil(after) if whole_seconds else after
+                heapq.heappush(queue, (now + 0.05, reader, "429", now, after))
+        elif kind == "ok":
+            successes += 1
+            late += now > duration_s - tail_s
+            throttle.on_success(now - sent_at, sent_at)
+            heapq.heappush(queue, (now, reader, "try", 0.0, 0.0))
+        else:
+            throttled += 1
+            throttle.on_throttled(retry_after, sent_at)
+            heapq.heappush(queue, (now, reader, "try", 0.0, 0.0))
+    assert throttled == throttle.throttled
+    return Outcome(successes, throttled, late, throttle.rate)
+
+
+@pytest.mark.parametrize(
+    ("readers", "latency_s", "burst", "whole_seconds"),
+    [
+        (8, 3.5, 4, False),
+        (8, 3.5, 4, True),
+        (8, 0.3, 5, False),
+        (4, 1.0, 10, True),
+        (2, 0.3, 3, True),
+    ],
+)
+def test_a_hidden_throttle_is_found_and_held_just_under(
+    readers: int, latency_s: float, burst: int, whole_seconds: bool
+) -> None:
+    rate, duration, tail = 0.8, 300.0, 120.0
+    outcome = simulate(
+        readers=readers,
+        rate=rate,
+        burst=burst,
+        latency_s=latency_s,
+        duration_s=duration,
+        whole_seconds=whole_seconds,
+        tail_s=tail,
+    )
+    ceiling = burst + rate * duration
+    # The first unpaced wave can hit the empty bucket once per reader; after that, a handful.
+    assert outcome.throttled <= readers + 6
+    assert outcome.successes >= 0.85 * ceiling
+    assert outcome.late_successes >= 0.8 * rate * tail
+    assert outcome.final_rate is not None and 0.5 * rate <= outcome.final_rate <= 1.3 * rate
+
+
+def test_without_a_throttle_nothing_is_paced() -> None:
+    clock = FakeClock()
+    throttle = FeedThrottle(clock, max_concurrency=3)
+    assert [throttle.try_acquire() for _ in range(3)] == [0.0] * 3
+    assert throttle.try_acquire() > 0.0  # the concurrency ceiling only
+    for _ in range(3):
+        throttle.on_success(0.5)
+    assert throttle.rate is None and throttle.throttled == 0
+    assert [throttle.try_acquire() for _ in range(3)] == [0.0] * 3
+
+
+def test_first_429_paces_from_recent_successes_and_pauses_everyone() -> None:
+    clock = FakeClock()
+    throttle = FeedThrottle(clock, max_concurrency=8)
+    for _ in range(20):  # 20 successes over 10 s: 2 per second
+        sent = throttle.acquire()
+        clock.advance(0.5)
+        throttle.on_success(0.5, sent)
+    sent = throttle.acquire()
+    throttle.on_throttled(3.0, sent)
+    rate = throttle.rate
+    assert rate is not None
+    assert rate == pytest.approx(0.9 * 20 / 10.0, rel=0.1)
+    assert throttle.try_acquire() == pytest.approx(3.0)
+    clock.advance(3.0)
+    assert throttle.try_acquire() == 0.0
+    assert throttle.try_acquire() == pytest.approx(1 / rate)
+
+
+def test_429s_for_requests_sent_before_the_cut_do_not_cut_again() -> None:
+    clock = FakeClock()
+    throttle = FeedThrottle(clock, max_concurrency=8)
+    sent = [throttle.acquire() for _ in range(4)]
+    clock.advance(0.1)
+    throttle.on_throttled(2.0, sent[0])
+    first = throttle.rate
+    for old in sent[1:]:
+        throttle.on_throttled(2.0, old)
+    assert throttle.rate == first
+    assert throttle.throttled == 4
+    clock.advance(2.0)
+    later = throttle.acquire()
+    clock.advance(0.1)
+    throttle.on_throttled(2.0, later)
+    assert first is not None and throttle.rate == pytest.approx(first * 0.8)
+
+
+def test_rate_grows_while_clean_and_shrinks_when_latency_doubles() -> None:
+    clock = FakeClock()
+    throttle = FeedThrottle(clock, max_concurrency=8)
+    for _ in range(6):  # one success every 2 s
+        sent = throttle.acquire()
+        clock.advance(2.0)
+        throttle.on_success(0.2, sent)
+    throttle.on_throttled(1.0, throttle.acquire())
+    start = throttle.rate
+    assert start is not None and start < 1.0
+    # A reader keeps asking every second for a clean minute, often held by the pacer.
+    for _ in range(60):
+        clock.advance(1.0)
+        if throttle.try_acquire() == 0.0:
+            throttle.release()
+    grown = throttle.rate
+    assert grown is not None and grown > start
+    # Then the service slows down sharply: back off.
+    clock.advance(10.0)
+    for _ in range(9):
+        throttle.on_success(1.0, clock.monotonic() - 1.0)
+    assert throttle.rate is not None and throttle.rate < grown
