@@ -170,7 +170,13 @@ class LocalPostgres:
                     f"cannot hand {self.data_dir} to the {SERVICE_USER} OS user: {exc}",
                     "run as a non-root user, or create the postgres user",
                 ) from None
-        os.chmod(self.data_dir, 0o700)
+        try:
+            os.chmod(self.data_dir, 0o700)  # the server refuses a group- or world-readable dir
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot use {self.data_dir} for PostgreSQL: {exc.strerror}",
+                "choose a directory you own",
+            ) from None
 
     def _check_reachable_by_service_user(self) -> None:
         import grp

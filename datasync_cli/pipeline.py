@@ -22,7 +22,8 @@ from .planner import RangePlanner, Split
 from .progress import NullReporter, Reporter, Snapshot
 from .settings import Settings
 from .sink import CheckpointStore, CopyWriter, IngestLock, migrate, store_stats
-from .source import Source, SourceConfig, open_source
+from .sink.copy_format import encode_rows
+from .source import Source, SourceConfig, Stopped, open_source
 from .transform import transform_page
 
 QUEUE_PAGES_PER_READER = 2
@@ -65,6 +66,7 @@ class Ingest:
         self._readers_active = 0
         self._endpoint = "-"
         self._rates: deque[tuple[float, int]] = deque(maxlen=120)
+        self._started = time.monotonic()
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> IngestOutcome:
@@ -75,7 +77,7 @@ class Ingest:
 
     # -- orchestration ----------------------------------------------------------------------
     def _run_locked(self, dsn: str) -> IngestOutcome:
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         store = CheckpointStore(dsn)
         checkpoints = self._plan_start(store, dsn)
         source = self._source_factory(
@@ -223,9 +225,12 @@ class Ingest:
                     planner.observe(
                         cp.reader_id, events[0].ts_us // 1000, events[-1].ts_us // 1000, len(events)
                     )
+                batch = Batch(
+                    kept, rejected, cp, fetched=len(page.records), copy_rows=encode_rows(kept, 0)
+                )
                 while not self.stop.is_set():
                     try:
-                        pages.put(Batch(kept, rejected, cp, fetched=len(page.records)), timeout=0.5)
+                        pages.put(batch, timeout=0.5)
                         break
                     except queue.Full:
                         continue
@@ -286,6 +291,7 @@ class Ingest:
                 readers=self._readers_active,
                 pages=s.pages,
                 endpoint=self._endpoint,
+                elapsed_s=round(time.monotonic() - self._started, 1),
             )
         if snap.total and rate > 0:
             snap.eta_s = max(snap.total - snap.fetched, 0) / rate
@@ -329,7 +335,8 @@ def _rate(samples: deque[tuple[float, int]], window_s: float = 30.0) -> float:
 
 
 def _is_stop_noise(exc: BaseException) -> bool:
-    return isinstance(exc, DatasyncError) and "stopped" in str(exc).lower()
+    """Errors that only say the stop flag interrupted a wait or a connection."""
+    return isinstance(exc, (Stopped, DatasyncError))
 
 
 def summary(outcome: IngestOutcome) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import ConfigError
 
@@ -33,9 +33,10 @@ def redact_url(url: str) -> str:
 def dsn_password(url: str) -> str | None:
     """The password inside a DSN, or None; used to scrub it from any output."""
     try:
-        return urlsplit(url).password
+        password = urlsplit(url).password
     except ValueError:
         return None
+    return unquote(password) if password else None
 
 
 @dataclass(frozen=True)

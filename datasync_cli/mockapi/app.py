@@ -76,6 +76,9 @@ class MockCounters:
         self.rate_limited = 0
         self.feed_throttled = 0
         self.tokens_issued = 0
+        self.connections = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def count(self, route: str) -> None:
         with self._lock:
@@ -88,6 +91,15 @@ class MockCounters:
     def add(self, name: str) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
 
 def _seconds(value: float) -> int | float:
@@ -133,6 +145,13 @@ class MockApp:
     # --- entry -----------------------------------------------------------------------------
 
     def handle(self, req: Request) -> Response:
+        self.counters.enter()
+        try:
+            return self._handle(req)
+        finally:
+            self.counters.leave()
+
+    def _handle(self, req: Request) -> Response:
         self._delay()
         path = req.path.rstrip("/") or "/"
         request_id = str(uuid.uuid4())

@@ -44,6 +44,8 @@ _ERRORS = (("TypeError", "Cannot read properties of undefined (reading 'id')"),
 _H1 = 0x9E3779B97F4A7C15
 _H2 = 0xBF58476D1CE4E5B9
 _H3 = 0xD6E8FEB86659FD93
+_VARIANTS = 512
+_VARIANT_MASK = _VARIANTS - 1
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _PAIRS = tuple(a + b for a in _B36 for b in _B36)
 
@@ -109,6 +111,13 @@ class RecordFactory:
             session = {"id": sid, "deviceType": device, "browser": browser}
             self._sessions.append((sid, user, session))
         self.session_count = n_sessions
+        # Properties come from a fixed table of variants; events share these dicts, so every
+        # fault that alters properties builds a new dict instead of mutating one.
+        k_props = derive_key(seed, "props")
+        self._properties = [
+            [_properties(kind, mix64(k_props + (kind << 16) + v)) for v in range(_VARIANTS)]
+            for kind in range(len(EVENT_TYPES))
+        ]
         self.user_count = n_users
 
     def events(
@@ -120,6 +129,7 @@ class RecordFactory:
         ISO strings; the choice is fixed per event.
         """
         k_attr, sessions, n_sessions = self._k_attr, self._sessions, self.session_count
+        table = self._properties
         out: list[dict[str, Any]] = []
         append = out.append
         for offset, ts_ms in enumerate(stamps):
@@ -132,13 +142,14 @@ class RecordFactory:
             n = h >> 30
             name = f"event_{_PAIRS[n % 1296]}{_PAIRS[(n >> 11) % 1296]}{_PAIRS[(n >> 22) % 1296]}"
             p = (h * _H3) & M64
+            p ^= p >> 31
             append({
                 "id": ids[offset],
                 "sessionId": sid,
                 "userId": user,
                 "type": EVENT_TYPES[kind],
                 "name": name,
-                "properties": _properties(kind, p ^ (p >> 31)),
+                "properties": table[kind][p & _VARIANT_MASK],
                 "timestamp": ts_ms if epoch_only or (h >> 5) % 3 == 0 else iso_ms(ts_ms),
                 "session": session,
             })

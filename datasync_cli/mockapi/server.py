@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ from .app import API_BASE, MockApp, MockCounters, Request, Response
 from .config import MockConfig
 
 DEFAULT_CLIENT_KEY = "mock-key"
+_SECRET_PARAM = re.compile(r"(api_key)=[^&\s\"]*", re.IGNORECASE)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,7 +52,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length, self.close_connection = 0, True
         if length > 0:
             self.rfile.read(length)  # keep the connection usable for the next request
         parts = urlsplit(self.path)
@@ -60,7 +65,16 @@ class _Handler(BaseHTTPRequestHandler):
             query=dict(parse_qsl(parts.query, keep_blank_values=True)),
             headers={name.lower(): value for name, value in self.headers.items()},
         )
-        response = self.server.app.handle(request)
+        try:
+            response = self.server.app.handle(request)
+        except Exception as exc:  # a simulator bug must look like a 500, not a hang-up
+            self._log(f"internal error: {exc!r}")
+            response = Response(
+                500,
+                b'{"error":"Internal Server Error","message":"Unexpected simulator error",'
+                b'"code":"INTERNAL_ERROR"}',
+                [("Content-Type", "application/json; charset=utf-8"), ("X-Powered-By", "Express")],
+            )
         if response.drop:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -91,8 +105,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
+        # Also receives idle keep-alive timeouts, which are normal: only logged on request.
         if self.server.app.config.log_requests:
-            super().log_message(format, *args)
+            self._log(format % args)
+
+    def _log(self, message: str) -> None:
+        # The request line may carry ?api_key=: never log a key.
+        line = _SECRET_PARAM.sub(r"\1=***", message)
+        sys.stderr.write(f"{self.address_string()} - [{self.log_date_time_string()}] {line}\n")
 
 
 class _MockHTTPServer(ThreadingHTTPServer):
@@ -110,6 +130,7 @@ class _MockHTTPServer(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
             self._open.add(request)
+        self.app.counters.add("connections")
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:

@@ -57,8 +57,11 @@ class EventStream:
                 source += 1
             while source in taken and source > 0:
                 source -= 1
-            host = min(source + DUPLICATE_GAP, self.size - 1)
-            if source in taken or host <= source:
+            # About a page later; near the end of the stream, half way to the end.
+            host = source + DUPLICATE_GAP
+            if host >= self.size:
+                host = source + max(1, (self.size - 1 - source) // 2)
+            if source in taken or host >= self.size:
                 continue
             taken.add(source)
             self.copied.append(source)

@@ -1,7 +1,7 @@
 """Everything that talks to PostgreSQL; the only package that imports psycopg2."""
 
 from .checkpoints import CheckpointStore, RunRecord, RunStatus
-from .db import connect, describe, scrub
+from .db import connect, create_database_for, describe, drop_database, scrub
 from .lock import IngestLock
 from .migrations import applied_versions, available, migrate
 from .stats import IdChecksum, StoredCheckpoint, StoreStats, id_checksum, iter_ids, store_stats
@@ -20,7 +20,9 @@ __all__ = [
     "applied_versions",
     "available",
     "connect",
+    "create_database_for",
     "describe",
+    "drop_database",
     "id_checksum",
     "iter_ids",
     "migrate",

@@ -70,7 +70,8 @@ def describe(dsn: str) -> str:
     return f"{host}:{port}/{params.get('dbname') or params.get('user') or 'postgres'}"
 
 
-def _first_line(exc: BaseException, dsn: str | None) -> str:
+def first_line(exc: BaseException, dsn: str | None = None) -> str:
+    """The first line of an error, scrubbed and without libpq's connection prefix."""
     text = scrub(str(exc), dsn).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     line = lines[0] if lines else type(exc).__name__
@@ -82,7 +83,7 @@ def _first_line(exc: BaseException, dsn: str | None) -> str:
 def connect_error(exc: BaseException, dsn: str) -> DatabaseError:
     """A connection failure as one line naming the server, plus what to do about it."""
     where = describe(dsn)
-    detail = _first_line(exc, dsn)
+    detail = first_line(exc, dsn)
     lowered = str(exc).lower()
     if "connection refused" in lowered or "no such file or directory" in lowered:
         return DatabaseError(f"cannot connect to PostgreSQL at {where}: connection refused",
@@ -115,7 +116,7 @@ def connect_error(exc: BaseException, dsn: str) -> DatabaseError:
 
 def operation_error(exc: BaseException, doing: str, dsn: str | None = None) -> DatabaseError:
     """A failure of a statement as one line: what we were doing and what PostgreSQL said."""
-    detail = _first_line(exc, dsn)
+    detail = first_line(exc, dsn)
     code = getattr(exc, "pgcode", None)
     if code == errorcodes.DISK_FULL:
         return DatabaseError(f"PostgreSQL ran out of disk space while {doing}",
@@ -160,6 +161,12 @@ def _open(dsn: str, **overrides: Any) -> Connection:
         application_name=APPLICATION_NAME,
         connect_timeout=CONNECT_TIMEOUT_S,
         client_encoding="UTF8",
+        # A silently vanished server (network partition, VM gone) surfaces as a lost
+        # connection within about a minute instead of a read that blocks forever.
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=10,
+        keepalives_count=3,
         **overrides,
     )
     return conn
@@ -216,6 +223,31 @@ def create_database_for(dsn: str) -> bool:
         return False
     except psycopg2.Error as exc:
         raise operation_error(exc, f"creating database {name!r}", dsn) from None
+    finally:
+        admin.close()
+    return True
+
+
+def drop_database(dsn: str) -> bool:
+    """DROP DATABASE (ending its sessions) for the DSN's dbname; False when it did not exist."""
+    try:
+        name = psycopg2.extensions.parse_dsn(dsn).get("dbname")
+    except psycopg2.Error as exc:
+        raise connect_error(exc, dsn) from None
+    if not name or name in MAINTENANCE_DATABASES:
+        raise DatabaseError(f"refusing to drop the database {name or '(none)'!r}")
+    admin = _maintenance_connection(dsn)
+    try:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                return False
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    except psycopg2.Error as exc:
+        raise operation_error(exc, f"dropping database {name!r}", dsn) from None
     finally:
         admin.close()
     return True

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from ..errors import DatabaseError
 from ..models import Batch, Event, Rejected
 from .checkpoints import UPSERT_CHECKPOINT_SQL, checkpoint_params
 from .copy_format import STAGING_COLUMNS, encode_rows
-from .db import Connection, connect, connection_lost, describe, operation_error, scrub
+from .db import Connection, connect, connection_lost, describe, first_line, operation_error
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ ORDER BY id
 ON CONFLICT (id) DO NOTHING
 """
 
-CLEAR_STAGING_SQL = "DELETE FROM staging_events WHERE writer_id = %s"
+CLEAR_STAGING_SQL = "TRUNCATE staging_events"
 
 INSERT_ONE_SQL = f"""
 INSERT INTO ingested_events (id, event_type, timestamp, data)
@@ -155,9 +154,7 @@ class CopyWriter:
                         isolate = True
                         continue
                     raise operation_error(exc, "saving a batch", self._dsn) from None
-                failure = scrub(str(exc), self._dsn).strip().splitlines()[0] if str(exc) else (
-                    type(exc).__name__
-                )
+                failure = f"{describe(self._dsn)}: {first_line(exc, self._dsn)}"
             except BaseException:
                 self._recover(lost=False)
                 raise
@@ -167,8 +164,8 @@ class CopyWriter:
             waited = now - failing_since
             if waited >= self._budget:
                 raise DatabaseError(
-                    f"lost the connection to PostgreSQL at {describe(self._dsn)} and could not "
-                    f"reconnect within {self._budget:.0f} s: {failure}",
+                    "lost the connection to PostgreSQL and could not reconnect within "
+                    f"{self._budget:.0f} s ({failure})",
                     "check that the server is running, then rerun; the last checkpoint is intact",
                 )
             log.warning("database connection lost (%s); reconnecting in %.1f s", failure, delay)
@@ -213,11 +210,12 @@ class CopyWriter:
                 if isolate:
                     inserted = self._insert_each(cur, batch.events, rejected)
                 else:
-                    payload = io.BytesIO(encode_rows(batch.events, self.writer_id))
+                    rows = batch.copy_rows if batch.copy_rows is not None and self.writer_id == 0 else None
+                    payload = io.BytesIO(rows or encode_rows(batch.events, self.writer_id))
                     cur.copy_expert(COPY_SQL, payload, size=_COPY_CHUNK)
                     cur.execute(UPSERT_FROM_STAGING_SQL, (self.writer_id,))
                     inserted = cur.rowcount
-                    cur.execute(CLEAR_STAGING_SQL, (self.writer_id,))
+                    cur.execute(CLEAR_STAGING_SQL)
             rejected_new = self._insert_rejected(cur, rejected)
             cur.execute(UPSERT_CHECKPOINT_SQL, checkpoint_params(batch.checkpoint))
         conn.commit()
@@ -236,14 +234,11 @@ class CopyWriter:
                 cur.execute(INSERT_ONE_SQL, (event.id, event.event_type, event.ts_us, event.data))
             except psycopg2.DataError as exc:
                 cur.execute("ROLLBACK TO SAVEPOINT datasync_row")
-                reason = str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
                 rejected.append(
                     Rejected(
-                        raw=json.dumps(event.data, ensure_ascii=True)[1:-1]
-                        if "\x00" in event.data
-                        else event.data,
-                        reason=f"PostgreSQL refused the record: {reason}",
-                        event_id=event.id if "\x00" not in event.id else None,
+                        raw=event.data,
+                        reason=f"PostgreSQL refused the record: {first_line(exc)}",
+                        event_id=event.id,
                     )
                 )
                 continue

@@ -11,7 +11,7 @@ from psycopg2 import sql
 
 from datasync_cli.errors import DatabaseError
 from datasync_cli.localpg import free_port
-from datasync_cli.sink import connect, describe, scrub
+from datasync_cli.sink import connect, describe, drop_database, scrub
 
 pytestmark = pytest.mark.db
 
@@ -111,3 +111,29 @@ def test_scrub(text: str) -> None:
 def test_describe_never_shows_the_password() -> None:
     dsn = "postgresql://postgres:s3cr3t-Pa55%25w0rd@db.example:6543/ingestion"
     assert describe(dsn) == "db.example:6543/ingestion"
+
+
+def test_drop_database(pg_dsn_base: str) -> None:
+    name = f"datasync_drop_{uuid.uuid4().hex[:10]}"
+    dsn = psycopg2.extensions.make_dsn(pg_dsn_base, dbname=name)
+    holder = connect(dsn, create_database=True)  # a session the drop must end
+    try:
+        assert drop_database(dsn) is True
+        assert holder.closed or _is_dead(holder)
+        assert drop_database(dsn) is False
+        with pytest.raises(DatabaseError) as caught:
+            connect(dsn)
+        assert "does not exist" in caught.value.message
+    finally:
+        holder.close()
+    with pytest.raises(DatabaseError):
+        drop_database(psycopg2.extensions.make_dsn(pg_dsn_base, dbname="postgres"))
+
+
+def _is_dead(conn: psycopg2.extensions.connection) -> bool:
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+    except psycopg2.Error:
+        return True
+    return False

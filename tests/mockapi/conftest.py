@@ -45,7 +45,7 @@ def dashboard_headers(server: MockServer) -> dict[str, str]:
     """What a browser on the dashboard sends to the stream-access endpoint."""
     return {
         "X-API-Key": server.api_key,
-        "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36",
+        "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0",
         "Origin": server.root_url,
         "Referer": server.root_url + "/dashboard",
         "Cookie": f"dashboard_api_key={server.api_key}",

@@ -16,7 +16,7 @@ from .conftest import StartMock, keyed, read_all, stream_token
 
 def test_5xx(start_mock: StartMock, http: requests.Session) -> None:
     server = start_mock(p5xx=1.0, rate_limit=2)
-    statuses = Counter()
+    statuses: Counter[int] = Counter()
     for _ in range(40):
         r = http.get(server.url + "/events", headers=keyed(server))
         statuses[r.status_code] += 1
@@ -95,12 +95,14 @@ def test_duplicates(start_mock: StartMock, http: requests.Session) -> None:
     assert repeated == set(StreamTruth(server.config).duplicate_ids())
     assert len(repeated) == 6 and len(records) == 12_006
     assert bodies[0]["meta"]["total"] == len(set(ids)) == 12_000
+    later_page = 0
     for event_id in repeated:
         first = ids.index(event_id)
-        assert ids.index(event_id, first + 1) - first > 1_000
-    copies = [records[k] for k in range(len(ids)) if ids[k] in repeated]
+        second = ids.index(event_id, first + 1)
+        assert second - first > 100
+        later_page += second // 5000 > first // 5000
+    assert later_page >= len(repeated) // 2
     assert all(b["meta"]["returned"] <= 5000 for b in bodies)
-    assert len(copies) == 12
 
 
 def test_duplicates_on_small_pages_never_end_a_page(

@@ -78,7 +78,7 @@ def test_feed_matches_standard_endpoint(start_mock: StartMock, http: requests.Se
     events = feed.json()["data"]
     assert all(isinstance(e["timestamp"], int) for e in events)
     assert [e["id"] for e in events] == [e["id"] for e in standard]
-    for a, b in zip(events, standard):
+    for a, b in zip(events, standard, strict=True):
         assert {**a, "timestamp": None} == {**b, "timestamp": None}
         if isinstance(b["timestamp"], int):
             assert a["timestamp"] == b["timestamp"]

@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 import requests
 
-from datasync_cli.mockapi import CHECKSUM_SQL, FEED_PATH, StreamTruth, id_checksum
+from datasync_cli.mockapi import CHECKSUM_SQL, FEED_PATH, MockConfig, StreamTruth, id_checksum
 
 from .conftest import StartMock, keyed, read_all, stream_token
 
@@ -65,11 +65,12 @@ def test_truth_is_deterministic_and_seeded(start_mock: StartMock) -> None:
 
 @pytest.mark.db
 def test_checksum_formula_matches_postgresql(database_url: str) -> None:
-    ids = list(StreamTruth(__import__("datasync_cli.mockapi", fromlist=["MockConfig"])
-                           .MockConfig(events=2_000, bad_records=5)).iter_valid_ids())
+    ids = list(StreamTruth(MockConfig(events=2_000, bad_records=5)).iter_valid_ids())
     with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
         cur.execute("CREATE TEMP TABLE ingested_events (id TEXT PRIMARY KEY)")
         cur.executemany("INSERT INTO ingested_events (id) VALUES (%s)", [(i,) for i in ids])
         cur.execute(CHECKSUM_SQL)
-        count, checksum = cur.fetchone()
+        row = cur.fetchone()
+    assert row is not None
+    count, checksum = row
     assert (count, int(checksum)) == (len(ids), id_checksum(ids))

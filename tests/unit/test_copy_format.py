@@ -12,7 +12,7 @@ from datasync_cli.models import Event
 from datasync_cli.sink.copy_format import STAGING_COLUMNS, encode_rows, escape_json, escape_text
 
 # Text PostgreSQL can hold: any code point except NUL and the surrogates.
-pg_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+pg_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
 
 _SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{1,2}|[0-7]{1,3}|.)", re.DOTALL)

@@ -1,0 +1,156 @@
+"""Crash matrix: the process dies or is stopped mid-run; a rerun must end with the exact set.
+
+Every test runs real `datasync ingest` processes against a real `datasync mock-api` and a real
+PostgreSQL, and checks the end state against the simulator's ground truth.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from datasync_cli.mockapi.config import MockConfig
+
+from . import harness as h
+
+pytestmark = pytest.mark.e2e
+
+# Far above the few seconds the contract allows: only a hang fails it, not a slow machine.
+STOP_BOUND_S = 10.0
+CURSOR_TTL_S = 1.0
+DOWNTIME_S = 1.5  # longer than the cursor TTL: every saved cursor is expired on resume
+
+
+@pytest.fixture
+def dsn(database_url: str) -> str:
+    return h.dsn_url(database_url)
+
+
+def _kill_at_random_moments(
+    mock: h.MockProcess, dsn: str, tmp_path: Path, total: int, seed: int, extra: list[str],
+    kills: int = 3,
+) -> list[int]:
+    """Start ingest, SIGKILL it once a random share of the events is stored (plus a random
+    delay), stay down longer than the cursor TTL, repeat; returns the row count after each."""
+    rng = random.Random(seed)
+    shares = sorted(rng.uniform(0.1, 0.8) for _ in range(kills))
+    counts: list[int] = []
+    for n, share in enumerate(shares):
+        log = tmp_path / f"ingest-kill-{n}.log"
+        proc = h.start(h.ingest_cmd(mock, dsn, *extra), log)
+        try:
+            h.wait_for_rows(dsn, max(int(total * share), counts[-1] + 1 if counts else 1), proc)
+            time.sleep(rng.uniform(0.0, 0.3))
+            alive = proc.poll() is None
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait(30)
+        assert alive, (
+            f"kill {n} came too late: ingest had already exited {proc.returncode}: "
+            f"{h.log_text(log)[-1500:]}"
+        )
+        counts.append(h.count_rows(dsn))
+        time.sleep(DOWNTIME_S)
+    return counts
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_sigkill_at_random_moments_then_rerun_stores_exact_set(
+    tmp_path: Path, dsn: str, workers: int
+) -> None:
+    scenario = f"SIGKILL x3 with downtime > cursor TTL, --workers {workers}"
+    config = MockConfig(events=40_000, latency_ms=50, cursor_ttl=CURSOR_TTL_S)
+    extra = ["--workers", str(workers), "--page-size", "1000"]
+    with h.mock_for(tmp_path, config) as mock:
+        counts = _kill_at_random_moments(
+            mock, dsn, tmp_path, config.events, seed=1000 + workers, extra=extra
+        )
+        # Each kill landed mid-run: something stored, not everything.
+        assert all(0 < c < config.events for c in counts), f"{scenario}: rows after kills {counts}"
+        h.assert_checkpoints_consistent(dsn, f"{scenario}, after the last kill")
+        result = h.run(h.ingest_cmd(mock, dsn, *extra))
+        h.assert_ingest_ok(result, scenario)
+        h.assert_exact_set(dsn, h.expected_ids(config), scenario)
+        h.assert_checkpoints_consistent(dsn, scenario)
+        h.assert_verify(mock, dsn, scenario)
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_stop_signal_mid_batch_saves_checkpoint_and_rerun_completes(
+    tmp_path: Path, dsn: str, signum: int, status: int
+) -> None:
+    name = signal.Signals(signum).name
+    scenario = f"{name} mid-batch"
+    config = MockConfig(events=30_000, latency_ms=150, seed=7)
+    extra = ["--workers", "2", "--page-size", "2000"]
+    with h.mock_for(tmp_path, config) as mock:
+        log = tmp_path / "ingest-signal.log"
+        proc = h.start(h.ingest_cmd(mock, dsn, *extra), log)
+        try:
+            stored = h.wait_for_rows(dsn, 4000, proc)
+            assert proc.poll() is None and 0 < stored < config.events, (
+                f"{scenario}: ingest was not mid-run when signalled ({stored} rows, "
+                f"exit {proc.poll()}): {h.log_text(log)[-1500:]}"
+            )
+            sent = time.monotonic()
+            proc.send_signal(signum)
+            try:
+                code = proc.wait(STOP_BOUND_S)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{scenario}: ingest still running {STOP_BOUND_S} s after {name}")
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        output = h.log_text(log)
+        assert code == status, f"{scenario}: exit {code} (expected {status}): {output[-1500:]}"
+        assert "Traceback" not in output, f"{scenario}: traceback: {output[-2000:]}"
+        h.assert_checkpoints_consistent(dsn, f"{scenario}, {took:.1f} s to stop")
+        runs = h.query(dsn, "SELECT status FROM ingest_runs ORDER BY run_id DESC LIMIT 1")
+        assert runs == [("interrupted",)], f"{scenario}: last run recorded as {runs}"
+        result = h.run(h.ingest_cmd(mock, dsn, *extra))
+        h.assert_ingest_ok(result, f"{scenario}, rerun")
+        h.assert_exact_set(dsn, h.expected_ids(config), scenario)
+        h.assert_checkpoints_consistent(dsn, f"{scenario}, after the rerun")
+        h.assert_verify(mock, dsn, scenario)
+
+
+def test_second_concurrent_ingest_is_refused_and_first_completes(
+    tmp_path: Path, dsn: str
+) -> None:
+    scenario = "two ingests against one database"
+    config = MockConfig(events=20_000, latency_ms=100, seed=11)
+    extra = ["--workers", "2", "--page-size", "1000"]
+    with h.mock_for(tmp_path, config) as mock:
+        log = tmp_path / "ingest-first.log"
+        first = h.start(h.ingest_cmd(mock, dsn, *extra), log)
+        try:
+            stored = h.wait_for_rows(dsn, 1, first)
+            assert first.poll() is None and stored < config.events, (
+                f"{scenario}: first ingest not running: {h.log_text(log)[-1500:]}"
+            )
+            second = h.run(h.ingest_cmd(mock, dsn, *extra), timeout=60)
+            first_code = first.wait(120)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        assert second.returncode == 5, (
+            f"{scenario}: second ingest exited {second.returncode}, expected 5: "
+            f"{second.stderr[-1500:]}"
+        )
+        line = h.error_line(second, f"{scenario}, second ingest")
+        assert "another datasync ingest is already running" in line, line
+        assert first_code == 0, f"{scenario}: first ingest exited {first_code}: {h.log_text(log)}"
+        h.assert_exact_set(dsn, h.expected_ids(config), scenario)
+        h.assert_checkpoints_consistent(dsn, scenario)
+        h.assert_verify(mock, dsn, scenario)
