@@ -81,9 +81,9 @@ def mock_api(*knobs: str) -> Iterator[str]:
     deadline = time.monotonic() + 60
     while True:
         try:
-            requests.get(url, headers={"X-API-Key": KEY}, timeout=1)
+            requests.get(url, headers={"X-API-Key": KEY}, timeout=30)
             break
-        except requests.RequestException:
+        except requests.ConnectionError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 raise SystemExit("mock-api did not start") from None

@@ -63,7 +63,11 @@ def run_demo(
     if not configured_db:
         drop_database(dsn)  # a demo always starts from nothing
     config = MockConfig(
-        port=0, events=events, api_key=DEMO_KEY, latency_ms=latency_ms, latency_jitter_ms=latency_ms / 4
+        port=0,
+        events=events,
+        api_key=DEMO_KEY,
+        latency_ms=latency_ms,
+        latency_jitter_ms=latency_ms / 4,
     )
     with running_mock(config) as mock:
         reporter.log("simulator running", url=mock.url, events=events)

@@ -21,7 +21,7 @@ from .models import Batch, Checkpoint, Event, Position, RunStats
 from .planner import RangePlanner, Split
 from .progress import NullReporter, Reporter, Snapshot
 from .settings import Settings
-from .sink import CheckpointStore, CopyWriter, IngestLock, migrate, store_stats
+from .sink import CheckpointStore, CopyWriter, IngestLock, RunStatus, migrate, store_stats
 from .sink.copy_format import encode_rows
 from .source import Source, SourceConfig, Stopped, open_source
 from .transform import transform_page
@@ -96,7 +96,9 @@ class Ingest:
             f"ingesting from {self.settings.api_url} with up to {workers} reader(s)"
         )
         try:
-            source.info()
+            # Checking the URL and key costs one round trip; run it beside the readers so a bad
+            # setting fails fast without delaying a good run.
+            threading.Thread(target=self._check_source, args=(source, planner), daemon=True).start()
             threads = [
                 threading.Thread(
                     target=self._reader_loop,
@@ -123,7 +125,9 @@ class Ingest:
             source.close()
         ranges_left = planner.unfinished()
         completed = self._failure is None and not self.stop.is_set() and ranges_left == 0
-        status = "completed" if completed else ("failed" if self._failure else "interrupted")
+        status: RunStatus = (
+            "completed" if completed else ("failed" if self._failure else "interrupted")
+        )
         store.finish_run(
             run_id,
             status,
@@ -151,6 +155,12 @@ class Ingest:
             fresh = Checkpoint(reader_id=FIRST_READER)
         store.save_plan([fresh], replace_all=True)
         return [fresh]
+
+    def _check_source(self, source: Source, planner: RangePlanner) -> None:
+        try:
+            source.info()
+        except Exception as exc:
+            self._fail(exc, planner)
 
     # -- readers --------------------------------------------------------------------------
     def _reader_loop(
@@ -327,11 +337,9 @@ def _rate(samples: deque[tuple[float, int]], window_s: float = 30.0) -> float:
     if len(samples) < 2:
         return 0.0
     t_end, n_end = samples[-1]
-    for t, n in samples:
-        if t_end - t <= window_s:
-            break
-    span = t_end - t
-    return (n_end - n) / span if span > 0 else 0.0
+    t_start, n_start = next((s for s in samples if t_end - s[0] <= window_s), samples[0])
+    span = t_end - t_start
+    return (n_end - n_start) / span if span > 0 else 0.0
 
 
 def _is_stop_noise(exc: BaseException) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from .models import Checkpoint
 
-MIN_PAGES_TO_SPLIT = 3
+MIN_PAGES_TO_SPLIT = 2
 
 
 @dataclass

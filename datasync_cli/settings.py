@@ -39,6 +39,15 @@ def dsn_password(url: str) -> str | None:
     return unquote(password) if password else None
 
 
+def secret_values(api_key: str | None, token: str | None, database_url: str | None) -> list[str]:
+    """The secrets among raw option values, longest first, for scrubbing output."""
+    password = dsn_password(database_url) if database_url else None
+    if password == dsn_password(DEFAULT_DATABASE_URL):
+        password = None  # the documented default is no secret, and "postgres" is everywhere
+    found = {s for s in (api_key, token, password) if s}
+    return sorted(found, key=len, reverse=True)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a command needs; built by the CLI, passed down, never read from os.environ."""
@@ -70,8 +79,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value in play, so output layers can scrub them."""
-        found = [s for s in (self.api_key, self.token, dsn_password(self.database_url)) if s]
-        return sorted(set(found), key=len, reverse=True)
+        return secret_values(self.api_key, self.token, self.database_url)
 
     def require_api(self) -> str:
         """The API base URL, or a ConfigError that says how to set it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,12 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..settings import dsn_password, redact_url
+from ..settings import redact_url, secret_values
 from ..sink import CheckpointStore, iter_ids, migrate, store_stats
 from ..verify import verify
 from .common import ApiKey, ApiUrl, DatabaseUrl, build_settings, guarded
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+CURSOR_TTL_S = 117
 DEFAULT_DSN = "postgresql://postgres:postgres@localhost:5432/ingestion"
 
 
@@ -28,6 +30,21 @@ def _age(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def _instant(ms: int | None, none: str) -> str:
+    if ms is None:
+        return none
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%m-%d %H:%M:%S")
+
+
+def _cursor_age(row: dict[str, Any]) -> str:
+    """How old the saved cursor is; past the service's TTL the reader rebuilds its position."""
+    if row["finished"] or not row.get("cursor"):
+        return "-"
+    age = row.get("age_s")
+    label = _age(age)
+    return f"{label} (expired)" if age is not None and age > CURSOR_TTL_S else label
 
 
 def _print_json(data: Any) -> None:
@@ -48,7 +65,7 @@ def register(app: typer.Typer) -> None:
             else:
                 typer.echo(f"schema of {where} is up to date")
 
-        guarded(body, [s for s in [dsn_password(database_url)] if s])
+        guarded(body, secret_values(None, None, database_url))
 
     @app.command("status")
     def status_cmd(database_url: DatabaseUrl = DEFAULT_DSN, json_out: JsonFlag = False) -> None:
@@ -69,22 +86,25 @@ def register(app: typer.Typer) -> None:
             if stats.rejected_by_reason:
                 reasons = ", ".join(f"{r}: {n}" for r, n in stats.rejected_by_reason.items())
                 console.print(f"rejected by reason: {reasons}")
-            table = Table(title="readers")
-            for col in ("reader", "range (ms)", "position", "endpoint", "events", "updated",
-                        "cursor age", "finished"):
-                table.add_column(col)
+            table = Table(title="readers (newest first; times UTC)")
+            for col in ("reader", "from", "down to", "position", "endpoint", "events",
+                        "updated", "cursor age", "finished"):
+                table.add_column(col, no_wrap=col in ("reader", "events"))
             for row in data["checkpoints"]:
-                lo = row["lo_ms"] if row["lo_ms"] is not None else "oldest"
-                hi = row["hi_ms"] if row["hi_ms"] is not None else "newest"
-                pos = f"{row['last_ts_ms']}/{row['last_id']}" if row["last_id"] else "-"
                 table.add_row(
-                    row["reader_id"], f"{hi} .. {lo}", pos, row["endpoint"] or "-",
-                    f"{row['events']:,}", str(row["updated_at"] or "-"),
-                    _age(row.get("age_s")), "yes" if row["finished"] else "no",
+                    row["reader_id"],
+                    _instant(row["hi_ms"], "newest"),
+                    _instant(row["lo_ms"], "oldest"),
+                    _instant(row["last_ts_ms"], "-"),
+                    row["endpoint"] or "-",
+                    f"{row['events']:,}",
+                    f"{_age(row.get('age_s'))} ago",
+                    _cursor_age(row),
+                    "yes" if row["finished"] else "no",
                 )
             console.print(table)
 
-        guarded(body, [s for s in [dsn_password(database_url)] if s])
+        guarded(body, secret_values(None, None, database_url))
 
     @app.command("reset-cursor")
     def reset_cmd(
@@ -111,7 +131,7 @@ def register(app: typer.Typer) -> None:
             removed = CheckpointStore(settings.database_url).reset()
             typer.echo(f"deleted {removed} checkpoint(s); the next ingest starts from the newest")
 
-        guarded(body, [s for s in [dsn_password(database_url)] if s])
+        guarded(body, secret_values(None, None, database_url))
 
     @app.command("verify")
     def verify_cmd(
@@ -125,7 +145,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonFlag = False,
     ) -> None:
         """Compare what is stored with what the source holds; exit 1 when they don't add up."""
-        secrets = [s for s in (api_key, dsn_password(database_url)) if s]
+        secrets = secret_values(api_key, None, database_url)
 
         def body() -> None:
             settings = build_settings(database_url=database_url, api_url=api_url, api_key=api_key)
@@ -160,4 +180,4 @@ def register(app: typer.Typer) -> None:
             if str(path) != "-":
                 typer.echo(f"wrote {count:,} ids to {path}")
 
-        guarded(body, [s for s in [dsn_password(database_url)] if s])
+        guarded(body, secret_values(None, None, database_url))

@@ -13,7 +13,7 @@ import typer
 from ..errors import Interrupted
 from ..pipeline import Ingest, summary
 from ..progress import make_reporter
-from ..settings import dsn_password
+from ..settings import secret_values
 from .common import ApiKey, ApiUrl, DatabaseUrl, LogFormatOpt, build_settings, guarded
 
 
@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Migrate, resume from the checkpoint and ingest until the source is exhausted."""
-        secrets = [s for s in (api_key, token, dsn_password(database_url)) if s]
+        secrets = secret_values(api_key, token, database_url)
 
         def body() -> None:
             settings = build_settings(

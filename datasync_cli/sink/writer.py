@@ -210,7 +210,7 @@ class CopyWriter:
                 if isolate:
                     inserted = self._insert_each(cur, batch.events, rejected)
                 else:
-                    rows = batch.copy_rows if batch.copy_rows is not None and self.writer_id == 0 else None
+                    rows = batch.copy_rows if self.writer_id == 0 else None
                     payload = io.BytesIO(rows or encode_rows(batch.events, self.writer_id))
                     cur.copy_expert(COPY_SQL, payload, size=_COPY_CHUNK)
                     cur.execute(UPSERT_FROM_STAGING_SQL, (self.writer_id,))

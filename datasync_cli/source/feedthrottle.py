@@ -30,7 +30,7 @@ class FeedThrottle:
         headroom: float = 0.9,
         backoff: float = 0.8,
         increase_every_s: float = 10.0,
-        probe_increase: float = 1.10,
+        probe_increase: float = 1.25,
         steady_increase: float = 1.02,
         latency_factor: float = 2.0,
         episode_gap_s: float = 30.0,
@@ -196,13 +196,21 @@ class FeedThrottle:
             self._cut(now)
 
     def _maybe_increase(self, now: float) -> None:
-        if self._rate is None or now - self._last_change < self._increase_every_s:
+        if self._rate is None:
+            return
+        probing = self._decreases <= 1
+        # Until a second 429 confirms where the ceiling is, probe upwards quickly: one step per
+        # round trip (a 429 for a rate shows up one latency after it was tried).
+        every = self._probe_every() if probing else self._increase_every_s
+        if now - self._last_change < every:
             return
         if self._pacer_bound:
-            # Until a second 429 confirms where the ceiling is, probe upwards faster.
-            step = self._steady_increase if self._decreases > 1 else self._probe_increase
-            self._rate *= step
+            self._rate *= self._probe_increase if probing else self._steady_increase
         self._changed(now)
+
+    def _probe_every(self) -> float:
+        latency = statistics.median(self._latencies) if self._latencies else 0.0
+        return min(self._increase_every_s, max(2.0, 1.5 * latency))
 
     def _cut(self, now: float) -> None:
         self._last_cut = now

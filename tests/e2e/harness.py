@@ -1,4 +1,4 @@
-"""Real processes for end-to-end tests: `datasync mock-api` and `datasync ingest` as subprocesses."""
+"""Real processes for end-to-end tests: `datasync mock-api` and `datasync ingest` as children."""
 
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ def mock_api(tmp_path: Path, *knobs: str, api_key: str = API_KEY) -> Iterator[Mo
     deadline = time.monotonic() + 30
     while True:
         try:
-            requests.get(url, headers={"X-API-Key": api_key}, timeout=1)
+            requests.get(url, headers={"X-API-Key": api_key}, timeout=30)
             break
-        except requests.RequestException:
+        except requests.ConnectionError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 raise RuntimeError(f"mock-api did not start: {log.read_text()}") from None
@@ -202,11 +202,15 @@ def query(dsn: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...
 
 
 def count_rows(dsn: str, table: str = "ingested_events") -> int:
-    """Rows in `table`; 0 while ingest has not created it yet."""
+    """Rows in `table`; 0 while ingest has not created it (or its database) yet."""
     try:
         rows = query(dsn, f"SELECT count(*) FROM {table}")
     except psycopg2.errors.UndefinedTable:
         return 0
+    except psycopg2.OperationalError as exc:
+        if "does not exist" in str(exc):
+            return 0
+        raise
     return int(rows[0][0])
 
 
@@ -391,6 +395,11 @@ def run_summary(stdout: str) -> dict[str, Any]:
     found = [r for r in json_lines(stdout) if r.get("event") == "summary"]
     assert len(found) == 1, f"expected one summary line, got {len(found)}: {stdout[-2000:]}"
     return found[0]
+
+
+def datasync(*args: str) -> list[str]:
+    """Any `datasync` command line, run as `python -m datasync_cli` from this environment."""
+    return [*DATASYNC, *args]
 
 
 def root_of(api_url: str) -> str:
