@@ -8,6 +8,7 @@ finishes the batch in flight and drops what is queued (it will be fetched again 
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -26,8 +27,10 @@ from .sink.copy_format import encode_rows
 from .source import Source, SourceConfig, Stopped, open_source
 from .transform import transform_page
 
-QUEUE_PAGES_PER_READER = 2
+QUEUE_PAGES = 4  # pages transformed and waiting for the writer: bounds memory
 FIRST_READER = "r000"
+SWITCH_INTERVAL_S = 0.0005
+READER_JOIN_S = 2.0  # readers stuck in a slow request are left behind (daemon threads)
 
 
 @dataclass
@@ -70,6 +73,9 @@ class Ingest:
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> IngestOutcome:
+        # The writer spends its time in PostgreSQL with the GIL released; a short switch
+        # interval lets it take the GIL back promptly from the busy readers after every call.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         dsn = self.settings.database_url
         migrate(dsn)
         with IngestLock(dsn):
@@ -89,7 +95,7 @@ class Ingest:
             [cp for cp in checkpoints if not cp.finished], None, self.settings.page_size
         )
         pages: queue.Queue[Batch | _Done] = queue.Queue(
-            maxsize=max(workers * QUEUE_PAGES_PER_READER, 2)
+            maxsize=QUEUE_PAGES
         )
         writer = CopyWriter(dsn, writer_id=0, clock=self.clock, stop=self.stop)
         self.reporter.start(
@@ -118,8 +124,9 @@ class Ingest:
                 writer_thread.join(0.25)
                 self.reporter.update(self._snapshot(source, planner))
             planner.close()
+            deadline = time.monotonic() + READER_JOIN_S
             for t in threads:
-                t.join(2.0)
+                t.join(max(deadline - time.monotonic(), 0.0))
         finally:
             writer.close()
             source.close()
@@ -197,7 +204,7 @@ class Ingest:
         except Exception as exc:  # a bug must stop the run, not hang it
             self._fail(exc, planner)
         finally:
-            pages.put(_Done())
+            self._offer(pages, _Done())
 
     def _read_range(
         self,
@@ -238,18 +245,24 @@ class Ingest:
                 batch = Batch(
                     kept, rejected, cp, fetched=len(page.records), copy_rows=encode_rows(kept, 0)
                 )
-                while not self.stop.is_set():
-                    try:
-                        pages.put(batch, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
+                del page, events, kept, rejected  # only the batch waits in the queue
+                self._offer(pages, batch)
                 if finished:
                     planner.finish(cp.reader_id)
                     return
         finally:
             if not cp.finished:
                 planner.release(cp.reader_id)
+
+    def _offer(self, pages: queue.Queue[Batch | _Done], item: Batch | _Done) -> None:
+        """Wait for room in the queue, giving up when the run is stopping."""
+        while True:
+            try:
+                pages.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self.stop.is_set():
+                    return
 
     # -- writer ---------------------------------------------------------------------------
     def _writer_loop(
@@ -258,12 +271,17 @@ class Ingest:
         done = 0
         try:
             while done < readers:
-                item = pages.get()
+                try:
+                    item = pages.get(timeout=0.25)
+                except queue.Empty:
+                    if self.stop.is_set():
+                        break  # readers may be stuck in a slow request: do not wait for them
+                    continue
                 if isinstance(item, _Done):
                     done += 1
                     continue
                 if self.stop.is_set():
-                    continue  # dropped pages are fetched again on resume
+                    break  # queued pages are dropped; they are fetched again on resume
                 result = writer.write(item)
                 with self._stats_lock:
                     s = self.stats

@@ -145,7 +145,7 @@ def test_429s_for_requests_sent_before_the_cut_do_not_cut_again() -> None:
     later = throttle.acquire()
     clock.advance(0.1)
     throttle.on_throttled(2.0, later)
-    assert first is not None and throttle.rate == pytest.approx(first * 0.8)
+    assert first is not None and throttle.rate == pytest.approx(first * 0.9)
 
 
 def test_rate_grows_while_clean_and_shrinks_when_latency_doubles() -> None:
