@@ -135,6 +135,7 @@ class Ingest:
         status: RunStatus = (
             "completed" if completed else ("failed" if self._failure else "interrupted")
         )
+        store.update_run_total(run_id, self.stats.total)
         store.finish_run(
             run_id,
             status,

@@ -237,7 +237,7 @@ class TextReporter:
 
     def __init__(self, scrub: Scrubber, interval_s: float = 5.0) -> None:
         self._scrub = scrub
-        self._console = Console(stderr=True, highlight=False)
+        self._console = Console(stderr=True, highlight=False, soft_wrap=True)
         self._interval = interval_s
         self._last = 0.0
 

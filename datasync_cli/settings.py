@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -17,8 +18,18 @@ SECRET_FIELDS = ("api_key", "token")
 LogFormat = Literal["text", "json"]
 
 
+# libpq's keyword form: host=... password=secret dbname=...; values may be single-quoted.
+_KEYWORD_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def is_keyword_dsn(dsn: str) -> bool:
+    return "://" not in dsn and "=" in dsn
+
+
 def redact_url(url: str) -> str:
     """Hide the password of a URL or DSN so it can be shown to an operator."""
+    if is_keyword_dsn(url):
+        return _KEYWORD_PASSWORD.sub(lambda m: m.group(1) + "***", url)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -32,6 +43,14 @@ def redact_url(url: str) -> str:
 
 def dsn_password(url: str) -> str | None:
     """The password inside a DSN, or None; used to scrub it from any output."""
+    if is_keyword_dsn(url):
+        match = _KEYWORD_PASSWORD.search(url)
+        if not match:
+            return None
+        value = match.group(2)
+        if value.startswith("'") and value.endswith("'") and len(value) >= 2:
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        return value or None
     try:
         password = urlsplit(url).password
     except ValueError:
@@ -109,10 +128,11 @@ def validate(settings: Settings) -> Settings:
             )
         settings = replace(settings, api_url=url)
     db = urlsplit(settings.database_url)
-    if db.scheme not in ("postgresql", "postgres"):
+    if db.scheme not in ("postgresql", "postgres") and not is_keyword_dsn(settings.database_url):
         raise ConfigError(
             f"database URL {redact_url(settings.database_url)!r} is not a postgresql:// URL",
-            "use --database-url postgresql://USER:PASSWORD@HOST:PORT/DBNAME",
+            "use --database-url postgresql://USER:PASSWORD@HOST:PORT/DBNAME "
+            "(or libpq's host=... dbname=... form)",
         )
     if settings.workers is not None and not 1 <= settings.workers <= 64:
         raise ConfigError(f"--workers must be between 1 and 64, not {settings.workers}")

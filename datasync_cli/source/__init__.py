@@ -172,6 +172,7 @@ def fetch_total(
     """meta.total as the API reports it now (what `verify` compares against); None if absent."""
     source = open_source(config, clock or SystemClock(), stop)
     try:
+        source.info()  # fails at once on a wrong URL or key, where the probe would retry
         return source.probe().total
     finally:
         source.close()

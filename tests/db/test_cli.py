@@ -25,6 +25,7 @@ from typer.testing import CliRunner, Result
 from datasync_cli import __version__
 from datasync_cli.cli.app import app
 from datasync_cli.mockapi import MockConfig, MockServer, StreamTruth, running_mock
+from datasync_cli.sink import IngestLock
 
 pytestmark = pytest.mark.db
 
@@ -301,6 +302,16 @@ def test_ingest_text_log_format_prints_a_summary(db: str, mock: MockServer) -> N
     assert "inserted" in result.output
 
 
+def test_second_ingest_against_the_same_database_exits_5(db: str, mock: MockServer) -> None:
+    assert invoke("migrate", "--database-url", db).exit_code == 0
+    with IngestLock(db):
+        result = invoke("ingest", "--api-url", mock.url, "--api-key", KEY, "--database-url", db,
+                        "--log-format", "json")
+    assert result.exit_code == 5, result.output
+    assert "already running" in one_error_line(result)
+    assert rows(db, "SELECT count(*) FROM ingested_events") == [(0,)]
+
+
 # --- status --------------------------------------------------------------------------------
 
 
@@ -343,6 +354,12 @@ def test_status_json_structure(ingested: str) -> None:
             assert key in cp, f"checkpoint lacks {key}: {cp}"
         assert cp["finished"] is True
     assert sum(cp["events"] for cp in data["checkpoints"]) >= EVENTS
+
+
+def test_status_json_last_run_records_the_source_total(ingested: str) -> None:
+    result = invoke("status", "--json", "--database-url", ingested)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["last_run"]["source_total"] == EVENTS
 
 
 # --- reset-cursor --------------------------------------------------------------------------

@@ -258,10 +258,12 @@ def test_any_number_of_readers_lands_the_exact_set(
 def test_json_log_lines_parse_and_end_with_ingestion_complete(
     serve: StartMock, db_url: str
 ) -> None:
-    mock = serve(MockConfig(events=10_000))
+    config = MockConfig(events=10_000)
+    mock = serve(config)
 
     result = _ingest(mock, db_url, "--page-size", "1000")
     h.assert_ingest_ok(result, "json logs")
+    assert result.stderr == "", f"JSON mode wrote to stderr: {result.stderr[-1000:]}"
     records = h.json_lines(result.stdout)
     assert records, "no log lines"
     assert all(isinstance(r.get("level"), str) and r.get("ts") for r in records), records[:3]
@@ -269,4 +271,6 @@ def test_json_log_lines_parse_and_end_with_ingestion_complete(
     summary = h.run_summary(result.stdout)
     for key in ("status", "fetched", "inserted", "rejected", "pages_by_endpoint", "elapsed_s"):
         assert key in summary, f"summary lacks {key}: {summary}"
-    assert summary["inserted"] == 10_000
+    assert summary["inserted"] == config.events
+    _assert_exact(db_url, h.expected_ids(config), "json logs")
+    h.assert_verify(mock, db_url, "json logs")

@@ -3,9 +3,14 @@ exact set of valid events, every invalid record accounted for, and `verify` agre
 
 from __future__ import annotations
 
+import contextlib
+import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from datasync_cli.mockapi.config import MockConfig
 
@@ -13,8 +18,13 @@ from . import harness as h
 
 pytestmark = pytest.mark.e2e
 
-# Each fault on its own is retried; together they make about one request in six fail once.
-FAULTS = {"p5xx": 0.06, "p_truncate": 0.05, "p_drop": 0.05}
+# Together about one request in four fails once (and is retried); eight failures in a row,
+# where the tool gives up, stay improbable.
+FAULTS = {"p5xx": 0.1, "p_truncate": 0.08, "p_drop": 0.08}
+FAULT_STATUSES = {500, 502, 503, 504}
+RIVALS = 3
+STORM_S = 6.0
+_STATUS = re.compile(r'HTTP/[0-9.]+" (\d{3}) ')
 
 
 @pytest.fixture
@@ -22,40 +32,118 @@ def dsn(database_url: str) -> str:
     return h.dsn_url(database_url)
 
 
-def _one_run_exact(tmp_path: Path, dsn: str, config: MockConfig, scenario: str,
-                   extra: list[str]) -> str:
+def _assert_exact_run(
+    mock: h.MockProcess, dsn: str, config: MockConfig, scenario: str, extra: list[str]
+) -> int:
     """One ingest to the end; the exact set, every invalid record rejected, verify passes.
-    Returns the ingest's output."""
-    with h.mock_for(tmp_path, config) as mock:
-        result = h.run(h.ingest_cmd(mock, dsn, *extra), timeout=150)
-        h.assert_ingest_ok(result, scenario)
-        h.assert_exact_set(dsn, h.expected_ids(config), scenario)
-        h.assert_rejected_accounted(dsn, config, scenario)
-        h.assert_checkpoints_consistent(dsn, scenario)
-        h.assert_verify(mock, dsn, scenario)
-    return result.stdout + result.stderr
+    Returns how many failed requests the ingest retried."""
+    result = h.run(h.ingest_cmd(mock, dsn, *extra), timeout=150)
+    h.assert_ingest_ok(result, scenario)
+    h.assert_exact_set(dsn, h.expected_ids(config), scenario)
+    h.assert_rejected_accounted(dsn, config, scenario)
+    h.assert_checkpoints_consistent(dsn, scenario)
+    h.assert_verify(mock, dsn, scenario)
+    return max(int(r.get("retries") or 0) for r in h.json_lines(result.stdout))
 
 
-def test_feed_faults_all_at_once_store_exact_set(tmp_path: Path, dsn: str) -> None:
-    """5xx, truncated bodies, dropped connections, jittery latency, the hidden feed throttle
-    (429 storm), a token that expires every second and cursors that expire mid-run."""
+def _statuses(mock: h.MockProcess, path_end: str, page_size: int) -> set[int]:
+    """Statuses the mock answered to the ingest's requests (those asking for `page_size`)."""
+    found = set()
+    for line in h.log_text(mock.log).splitlines():
+        match = _STATUS.search(line)
+        if match and f"{path_end}?" in line and f"limit={page_size}" in line:
+            found.add(int(match[1]))
+    return found
+
+
+def test_feed_faults_with_expiring_tokens_and_cursors_store_exact_set(
+    tmp_path: Path, dsn: str
+) -> None:
+    """5xx, truncated bodies, dropped connections, jittery latency, events lacking optional
+    fields, a token that expires every second (also mid-page) and cursors that expire
+    between pages."""
     config = MockConfig(
-        events=20_000, seed=31, latency_ms=200, latency_jitter_ms=100, cursor_ttl=0.5,
-        token_ttl=1.0, feed_rate=4.0, feed_burst=1, p_missing_fields=0.2, **FAULTS,
+        events=20_000, seed=31, latency_ms=250, latency_jitter_ms=200, cursor_ttl=0.5,
+        token_ttl=1.0, p_missing_fields=0.2, **FAULTS,
+        # When the tool gives up on the feed for a while it reads the standard endpoint:
+        # a generous limit there keeps that detour short.
+        rate_limit=100, rate_window=1.0,
     )
-    _one_run_exact(tmp_path, dsn, config, "all source faults at once on the feed",
-                   ["--workers", "4", "--page-size", "1000"])
+    scenario = "source faults, token and cursor expiry on the feed"
+    with h.mock_logged(tmp_path, config) as mock:
+        retried = _assert_exact_run(
+            mock, dsn, config, scenario, ["--workers", "4", "--page-size", "1000"]
+        )
+        seen = _statuses(mock, "/feed", 1000)
+    # The faults did happen: expired cursors (400), expired tokens (403), failed requests.
+    assert {400, 403} <= seen and retried > 0, (
+        f"{scenario}: not every fault reached the ingest: feed statuses {sorted(seen)}, "
+        f"{retried} retries"
+    )
 
 
-def test_standard_endpoint_faults_all_at_once_store_exact_set(tmp_path: Path, dsn: str) -> None:
-    """No stream access: the rate-limited endpoint with a tiny window (429 storm), 5xx,
+def test_feed_throttle_storm_with_faults_stores_exact_set(tmp_path: Path, dsn: str) -> None:
+    """The hidden feed throttle at 2 requests/s with a burst of 1 against 4 readers (a storm
+    of 429s), together with 5xx, truncated bodies, dropped connections and jitter."""
+    config = MockConfig(
+        events=12_000, seed=35, latency_ms=200, latency_jitter_ms=100,
+        feed_rate=2.0, feed_burst=1, **FAULTS, rate_limit=100, rate_window=1.0,
+    )
+    scenario = "feed throttle 429 storm with faults"
+    with h.mock_logged(tmp_path, config) as mock:
+        retried = _assert_exact_run(
+            mock, dsn, config, scenario, ["--workers", "4", "--page-size", "2000"]
+        )
+        seen = _statuses(mock, "/feed", 2000)
+    assert 429 in seen and retried > 0, (
+        f"{scenario}: not every fault reached the ingest: feed statuses {sorted(seen)}, "
+        f"{retried} retries"
+    )
+
+
+def test_standard_endpoint_faults_and_429_storm_store_exact_set(
+    tmp_path: Path, dsn: str
+) -> None:
+    """No stream access: the rate-limited endpoint with a tiny window (3 per second) whose
+    budget other clients of the same key spend at first (a storm of 429s), plus 5xx,
     truncated bodies, dropped connections, jitter and cursors that expire mid-run."""
     config = MockConfig(
-        events=20_000, seed=32, no_stream_access=True, rate_limit=3, rate_window=1.0,
+        events=12_000, seed=32, no_stream_access=True, rate_limit=3, rate_window=1.0,
         latency_ms=200, latency_jitter_ms=100, cursor_ttl=0.5, **FAULTS,
     )
-    _one_run_exact(tmp_path, dsn, config, "all source faults at once on the standard endpoint",
-                   ["--workers", "2", "--page-size", "2000"])
+    scenario = "standard endpoint 429 storm with faults"
+    with h.mock_logged(tmp_path, config) as mock:
+        stop = threading.Event()
+        rivals = [
+            threading.Thread(target=_spend_budget, args=(mock, stop), daemon=True)
+            for _ in range(RIVALS)
+        ]
+        for rival in rivals:
+            rival.start()
+        try:
+            retried = _assert_exact_run(
+                mock, dsn, config, scenario, ["--workers", "2", "--page-size", "1500"]
+            )
+        finally:
+            stop.set()
+            for rival in rivals:
+                rival.join(10)
+        seen = _statuses(mock, "/events", 1500)
+    assert {429, 400} <= seen and retried > 0, (
+        f"{scenario}: not every fault reached the ingest: /events statuses {sorted(seen)}, "
+        f"{retried} retries"
+    )
+
+
+def _spend_budget(mock: h.MockProcess, stop: threading.Event) -> None:
+    """Another client of the same key, asking for one event again and again for the first
+    seconds of the run: together the rivals want more than the window allows."""
+    ends = time.monotonic() + STORM_S
+    with requests.Session() as session:
+        session.headers["X-API-Key"] = mock.api_key
+        while time.monotonic() < ends and not stop.wait(0.05):
+            with contextlib.suppress(requests.RequestException):
+                session.get(f"{mock.url}/events", params={"limit": 1}, timeout=5)
 
 
 def test_bad_records_and_duplicates_are_rejected_or_stored_once(tmp_path: Path, dsn: str) -> None:
