@@ -7,6 +7,7 @@ finishes the batch in flight and drops what is queued (it will be fetched again 
 
 from __future__ import annotations
 
+import gc
 import queue
 import sys
 import threading
@@ -20,7 +21,7 @@ from .clock import Clock, SystemClock
 from .errors import DatasyncError
 from .models import Batch, Checkpoint, Event, Position, RunStats
 from .planner import RangePlanner, Split
-from .progress import NullReporter, Reporter, Snapshot
+from .progress import NullReporter, Reporter, Snapshot, token_warning
 from .settings import Settings
 from .sink import CheckpointStore, CopyWriter, IngestLock, RunStatus, migrate, store_stats
 from .sink.copy_format import encode_rows
@@ -30,6 +31,7 @@ from .transform import transform_page
 QUEUE_PAGES = 4  # pages transformed and waiting for the writer: bounds memory
 FIRST_READER = "r000"
 SWITCH_INTERVAL_S = 0.0005
+GC_THRESHOLDS = (100_000, 50, 100)
 READER_JOIN_S = 2.0  # readers stuck in a slow request are left behind (daemon threads)
 
 
@@ -76,6 +78,9 @@ class Ingest:
         # The writer spends its time in PostgreSQL with the GIL released; a short switch
         # interval lets it take the GIL back promptly from the busy readers after every call.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        # Every page allocates tens of thousands of small dicts and none of them form cycles;
+        # the default thresholds would run the cycle collector hundreds of times per page.
+        gc.set_threshold(*GC_THRESHOLDS)
         dsn = self.settings.database_url
         migrate(dsn)
         with IngestLock(dsn):
@@ -333,6 +338,9 @@ class Ingest:
         snap.token_origin = health.token_origin
         if health.token_problem:
             snap.warnings.append(f"stream token: {health.token_problem}")
+        warning = token_warning(snap)
+        if warning:
+            snap.warnings.append(warning)
         return snap
 
 

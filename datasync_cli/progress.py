@@ -203,9 +203,8 @@ class RichReporter:
             f"429s {snap.rate_limited} (waited {fmt_duration(snap.rate_wait_s)})",
             f"retries {snap.retries}",
         )
-        warning = token_warning(snap)
         rows: list[Any] = [grid]
-        for w in [*snap.warnings, *([warning] if warning else [])]:
+        for w in snap.warnings:
             rows.append(Text(self._scrub(w), style="yellow"))
         self._live.update(Group(self._progress, *rows))
 
@@ -218,7 +217,8 @@ class RichReporter:
         self._live.stop()
         table = Table(title="ingest summary", show_header=False)
         for key, value in summary.items():
-            table.add_row(key, self._scrub(str(value)))
+            shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+            table.add_row(key.replace("_", " "), self._scrub(str(shown)))
         self._console.print(table)
 
 

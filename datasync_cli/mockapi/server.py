@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import re
 import signal
 import socket
@@ -199,6 +200,8 @@ def running_mock(config: MockConfig, clock: Clock | None = None) -> Iterator[Moc
 
 def serve(config: MockConfig, out: TextIO = sys.stdout) -> None:
     """Serve until SIGINT or SIGTERM; prints one line saying where and with which key."""
+    # Pages are built from many short-lived dicts without cycles: collect cycles rarely.
+    gc.set_threshold(100_000, 50, 100)
     server = MockServer(config)
     stop = threading.Event()
 

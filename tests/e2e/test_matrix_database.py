@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -28,6 +29,8 @@ from . import harness as h
 pytestmark = pytest.mark.e2e
 
 RIDE_OUT_BOUND_S = 120.0
+# Far above the few seconds the contract allows: only a hang fails it.
+STOP_BOUND_S = 10.0
 
 
 @pytest.fixture
@@ -119,6 +122,46 @@ def test_postgres_restarted_mid_run_then_rerun_stores_exact_set(
         h.assert_checkpoints_consistent(dsn, f"{scenario} (first run exit {code})")
         result = h.run(h.ingest_cmd(mock, dsn, *extra))
         h.assert_ingest_ok(result, f"{scenario}, rerun")
+        h.assert_exact_set(dsn, h.expected_ids(config), scenario)
+        h.assert_verify(mock, dsn, scenario)
+
+
+def test_sigterm_while_postgres_is_down_exits_promptly(
+    tmp_path: Path, private_pg: LocalPostgres
+) -> None:
+    """Stopped while the writer waits for a database that is gone: the process still ends
+    within the bound, with 143 (stopped) or 4 (database down) and no traceback."""
+    scenario = "SIGTERM while PostgreSQL is down"
+    dsn = private_pg.dsn(f"matrix_down_{uuid.uuid4().hex[:8]}")
+    config = MockConfig(events=30_000, latency_ms=80, seed=26)
+    extra = ["--workers", "2", "--page-size", "1000"]
+    with h.mock_for(tmp_path, config) as mock:
+        log = tmp_path / "ingest-down.log"
+        proc = h.start(h.ingest_cmd(mock, dsn, *extra), log)
+        try:
+            h.wait_for_rows(dsn, 3000, proc)
+            assert proc.poll() is None, f"{scenario}: ingest ended early: {h.log_text(log)}"
+            private_pg.stop()
+            time.sleep(1.5)  # the writer is now retrying its connection
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(STOP_BOUND_S)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{scenario}: ingest still running {STOP_BOUND_S} s after SIGTERM")
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            private_pg.ensure_started()
+        output = h.log_text(log)
+        assert "Traceback" not in output, f"{scenario}: traceback: {output[-2500:]}"
+        assert code in (143, 4), f"{scenario}: exit {code} after {took:.1f} s: {output[-1500:]}"
+        errors = [line for line in output.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, f"{scenario}: expected one error line, got {errors}"
+        h.assert_checkpoints_consistent(dsn, scenario)
+        h.assert_ingest_ok(h.run(h.ingest_cmd(mock, dsn, *extra)), f"{scenario}, rerun")
         h.assert_exact_set(dsn, h.expected_ids(config), scenario)
         h.assert_verify(mock, dsn, scenario)
 

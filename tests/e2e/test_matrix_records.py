@@ -14,8 +14,9 @@ import math
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,12 +36,9 @@ INVALID_UTF8 = "@@invalid-utf8@@"
 
 @dataclass
 class Entry:
-    """One record as served: its JSON value, its place in the stream (internal ts and id, which
-    the cursor carries) and what the ingest must do with it."""
+    """One record as served and what the ingest must make of it."""
 
     record: Any
-    ts_ms: int
-    key: str
     valid: bool
     instant_ms: int | None = None  # the instant a valid record's timestamp denotes
     reason_has: str = ""  # a word the rejection reason must contain
@@ -57,6 +55,11 @@ class Feed:
     def entries(self) -> list[Entry]:
         return [e for page in self.pages for e in page]
 
+    def position(self, index: int) -> tuple[int, str]:
+        """The (ts, id) a cursor carries for the index-th served record: strictly decreasing
+        through the stream, whatever the records' own timestamps (copies sit out of order)."""
+        return NEWEST_MS - index, f"p{index:05d}"
+
     def originals(self) -> list[Entry]:
         return [e for e in self.entries() if e.copy_of is None]
 
@@ -69,37 +72,32 @@ class Feed:
             start = 0
         else:
             pos = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-            flat = self.entries()
+            count = len(self.entries())
+            # Newest first; among equal timestamps, ids ascending (the service's order).
             start = next(
-                (
-                    i for i, e in enumerate(flat)
-                    if e.ts_ms < pos["ts"] or (e.ts_ms == pos["ts"] and e.key > pos["id"])
-                ),
-                len(flat),
+                (i for i in range(count)
+                 if (-self.position(i)[0], self.position(i)[1]) > (-pos["ts"], pos["id"])),
+                count,
             )
         seen = 0
-        for page in self.pages:
+        for number, page in enumerate(self.pages):
             if start < seen + len(page):
-                rest = page[start - seen:]
-                is_last = page is self.pages[-1]
-                return rest, None if is_last else _cursor(rest[-1])
+                last = number == len(self.pages) - 1
+                return page[start - seen:], None if last else self._cursor(seen + len(page) - 1)
             seen += len(page)
         return [], None
 
+    def _cursor(self, index: int) -> str:
+        ts, key = self.position(index)
+        body = {"id": key, "ts": ts, "v": 2, "exp": NEWEST_MS * 2}
+        return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
 
-def _cursor(entry: Entry) -> str:
-    body = {"id": entry.key, "ts": entry.ts_ms, "v": 2, "exp": NEWEST_MS * 2}
-    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
 
-
-def _iso(ms: int, offset: str = "Z") -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}"
-    if offset == "Z":
-        return text + "Z"
-    return (datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-            .astimezone(datetime.strptime(offset, "%z").tzinfo)
-            .isoformat(timespec="milliseconds"))
+def _iso(ms: int, hours: int = 0) -> str:
+    """ISO 8601 with milliseconds: `Z` for UTC, else the given offset."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone(timedelta(hours=hours)))
+    text = moment.isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z") if hours == 0 else text
 
 
 def _body(feed: Feed, entries: list[Entry], cursor: str | None) -> bytes:
@@ -168,16 +166,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "ENDPOINT_NOT_FOUND", "The requested endpoint does not exist")
 
 
-@pytest.fixture
-def hand_made_api() -> Iterator[tuple[str, Feed]]:
-    feed = _hand_made_feed()
+@contextmanager
+def serving(feed: Feed) -> Iterator[str]:
+    """Serve `feed` on a free port; yields the API base URL."""
     handler = type("Handler", (_Handler,), {"feed": feed})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api/v1", feed
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
     finally:
         server.shutdown()
         server.server_close()
@@ -191,15 +189,12 @@ def _hand_made_feed() -> Feed:
         return NEWEST_MS - n * 1000
 
     def valid(record: dict[str, Any], instant_ms: int | None = None) -> Entry:
-        n = len(entries)
-        entry = Entry(record, at(n), f"k{n:04d}", True,
-                      instant_ms if instant_ms is not None else at(n))
+        entry = Entry(record, True, instant_ms if instant_ms is not None else record["timestamp"])
         entries.append(entry)
         return entry
 
     def bad(record: Any, reason_has: str) -> Entry:
-        n = len(entries)
-        entry = Entry(record, at(n), f"k{n:04d}", False, reason_has=reason_has)
+        entry = Entry(record, False, reason_has=reason_has)
         entries.append(entry)
         return entry
 
@@ -218,17 +213,16 @@ def _hand_made_feed() -> Feed:
         record.update(fields)
         return {k: v for k, v in record.items() if v is not _DROP}
 
-    n = len
     # Page 1: ordinary events, timestamp spellings, a duplicate inside the page.
     plain = valid(base(0))
-    valid(base(1, timestamp=_iso(at(1))))
-    valid(base(2, timestamp=_iso(at(2), "+0200")))
-    valid(base(3, timestamp=str(at(3))))
+    valid(base(1, timestamp=_iso(at(1))), at(1))
+    valid(base(2, timestamp=_iso(at(2), hours=2)), at(2))
+    valid(base(3, timestamp=str(at(3))), at(3))
     valid(base(4, timestamp=at(4) // 1000), instant_ms=at(4) // 1000 * 1000)
     in_page = valid(base(5, type="purchase"))
     page1 = [*entries, _copy(in_page)]
     # Page 2: awkward but valid content.
-    mark = n(entries)
+    mark = len(entries)
     valid(base(6, properties={
         "path": "C:\\Users\\demo\\file.txt",
         "text": 'line one\nline two\ttabbed "quoted" \\n literal\r\n',
@@ -240,11 +234,11 @@ def _hand_made_feed() -> Feed:
     valid(base(9, sessionId=_DROP, userId=_DROP, name=_DROP, properties=_DROP, session=_DROP))
     valid(base(10, type=_DROP, session=_DROP))
     valid(base(11, id="id with\ttab, back\\slash, newline\nand ünïcödé 🎉"))
-    valid(base(12, properties={"big": 123456789012345678901234567890, "neg": -7, "f": 1.5,
+    valid(base(12, properties={"max64": 9223372036854775807, "neg": -7, "f": 1.5,
                                "none": None, "yes": True, "list": [[], {}, [1, [2, [3]]]]}))
     page2 = entries[mark:]
     # Page 3: invalid records, each of its own kind.
-    mark = n(entries)
+    mark = len(entries)
     bad(base(13, id=_DROP), "id")
     bad(base(14, id=""), "id")
     bad(base(15, id="   "), "id")
@@ -261,13 +255,13 @@ def _hand_made_feed() -> Feed:
     bad(base(25, properties={"bytes": INVALID_UTF8}), "surrogate")
     page3 = entries[mark:]
     # Page 4: more events, and records already served pages before (valid and invalid).
-    mark = n(entries)
+    mark = len(entries)
     valid(base(26))
     page4 = [_copy(plain), *entries[mark:], _copy(nul)]
     valid(base(27))
     page4.append(entries[-1])
     # Page 5: the last, short page.
-    valid(base(28, timestamp=_iso(at(28))))
+    valid(base(28, timestamp=_iso(at(28))), at(28))
     page5 = [entries[-1]]
     return Feed([page1, page2, page3, page4, page5])
 
@@ -280,9 +274,8 @@ _DROP: Any = _Drop()
 
 
 def _copy(entry: Entry) -> Entry:
-    """The same record served again, at the place in the stream where it appears."""
-    return Entry(entry.record, entry.ts_ms, entry.key, entry.valid, entry.instant_ms,
-                 entry.reason_has, copy_of=entry)
+    """The same record served again."""
+    return Entry(entry.record, entry.valid, entry.instant_ms, entry.reason_has, copy_of=entry)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -290,18 +283,32 @@ def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def test_hand_made_bad_and_awkward_records(
-    hand_made_api: tuple[str, Feed], db_url: str
-) -> None:
-    scenario = "hand-made pages of bad and awkward records"
-    api_url, feed = hand_made_api
-    # Copies are served at other places in the stream; they all fit the original's position
-    # only for the same record, so they are fine as they are.
-    result = h.run(
-        h.ingest_args(api_url, h.API_KEY, db_url, "--workers", "1", "--page-size", "5000"),
-        timeout=120,
-    )
-    h.assert_ingest_ok(result, scenario)
+def _difference(stored: Any, served: Any, path: str = "$") -> str:
+    """Where two JSON values first differ, for a failure message."""
+    if isinstance(stored, dict) and isinstance(served, dict):
+        for key in sorted(set(stored) | set(served)):
+            if key not in stored or key not in served:
+                return f"{path}.{key}: only in {'stored' if key in stored else 'served'}"
+            if not _same(stored[key], served[key]):
+                return _difference(stored[key], served[key], f"{path}.{key}")
+    if isinstance(stored, list) and isinstance(served, list) and len(stored) == len(served):
+        for i, (a, b) in enumerate(zip(stored, served, strict=True)):
+            if not _same(a, b):
+                return _difference(a, b, f"{path}[{i}]")
+    return f"{path}: stored {json.dumps(stored)[:200]}, served {json.dumps(served)[:200]}"
+
+
+def _assert_ingested_as_served(feed: Feed, db_url: str, scenario: str) -> None:
+    """Ingest `feed` once; then each valid record is stored once as served, each invalid one
+    is rejected once with its raw text and a fitting reason, and verify agrees."""
+    with serving(feed) as api_url:
+        result = h.run(
+            h.ingest_args(api_url, h.API_KEY, db_url, "--workers", "1", "--page-size", "5000"),
+            timeout=120,
+        )
+        h.assert_ingest_ok(result, scenario)
+        verified = h.run(h.datasync("verify", "--api-url", api_url, "--api-key", h.API_KEY,
+                                    "--database-url", db_url))
 
     originals = feed.originals()
     valid = [e for e in originals if e.valid]
@@ -320,8 +327,8 @@ def test_hand_made_bad_and_awkward_records(
         event_id = entry.record["id"]
         data, event_type, instant = stored[event_id]
         assert _same(data, _served(entry)), (
-            f"{scenario}: {event_id!r} changed on the way in: stored "
-            f"{json.dumps(data)[:300]} for served {json.dumps(_served(entry))[:300]}"
+            f"{scenario}: {event_id!r} changed on the way in at "
+            f"{_difference(data, _served(entry))}"
         )
         assert event_type == entry.record.get("type"), (event_id, event_type)
         assert instant == entry.instant_ms, (
@@ -342,7 +349,28 @@ def test_hand_made_bad_and_awkward_records(
         f"{scenario}: {len(rows)} rejected rows for {len(invalid)} invalid records; "
         f"not accounted for as expected: {unaccounted}"
     )
+    assert verified.returncode == 0, f"{scenario}: verify: {verified.stdout}{verified.stderr}"
 
-    result = h.run(h.datasync("verify", "--api-url", api_url, "--api-key", h.API_KEY,
-                              "--database-url", db_url))
-    assert result.returncode == 0, f"{scenario}: verify: {result.stdout}{result.stderr}"
+
+def test_hand_made_bad_and_awkward_records(db_url: str) -> None:
+    _assert_ingested_as_served(
+        _hand_made_feed(), db_url, "hand-made pages of bad and awkward records"
+    )
+
+
+def test_integers_beyond_64_bits_are_stored_as_served(db_url: str) -> None:
+    """KNOWN FAILURE (bug, left failing on purpose): the client parses pages with orjson, which
+    turns integers beyond 64 bits into floats, so `data` holds 1.2345678901234568e+29 where the
+    service sent 123456789012345678901234567890. JSONB can hold the exact number; `data` must
+    be the event as received."""
+    at = NEWEST_MS
+    record = {
+        "id": "big-numbers-0001",
+        "type": "purchase",
+        "timestamp": at,
+        "properties": {"big": 123456789012345678901234567890, "u64": 18446744073709551616,
+                       "negative": -123456789012345678901234567890},
+    }
+    plain = {"id": "big-numbers-0002", "type": "click", "timestamp": at - 1000}
+    feed = Feed([[Entry(record, True, at)], [Entry(plain, True, at - 1000)]])
+    _assert_ingested_as_served(feed, db_url, "integers beyond 64 bits")
