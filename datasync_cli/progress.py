@@ -217,7 +217,8 @@ class RichReporter:
         self._live.stop()
         table = Table(title="ingest summary", show_header=False)
         for key, value in summary.items():
-            shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+            is_count = isinstance(value, int) and not isinstance(value, bool)
+            shown = f"{value:,}" if is_count else value
             table.add_row(key.replace("_", " "), self._scrub(str(shown)))
         self._console.print(table)
 
