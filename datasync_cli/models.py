@@ -48,6 +48,8 @@ class Rejected:
     raw: str
     reason: str
     event_id: str | None = None
+    # Two sightings of the same bad record share this (see transform); stored once.
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ finishes the batch in flight and drops what is queued (it will be fetched again 
 from __future__ import annotations
 
 import gc
+import logging
 import queue
 import sys
 import threading
@@ -18,10 +19,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .clock import Clock, SystemClock
-from .errors import DatasyncError
+from .errors import DatabaseError, DatasyncError, LockHeld
 from .models import Batch, Checkpoint, Event, Position, RunStats
 from .planner import RangePlanner, Split
-from .progress import NullReporter, Reporter, Snapshot, token_warning
+from .progress import NullReporter, Reporter, ReporterLogHandler, Snapshot, token_warning
 from .settings import Settings
 from .sink import CheckpointStore, CopyWriter, IngestLock, RunStatus, migrate, store_stats
 from .sink.copy_format import encode_rows
@@ -32,6 +33,7 @@ QUEUE_PAGES = 4  # pages transformed and waiting for the writer: bounds memory
 FIRST_READER = "r000"
 SWITCH_INTERVAL_S = 0.0005
 GC_THRESHOLDS = (100_000, 50, 100)
+LOCK_CHECK_S = 0.5  # a lost lock (session ended) is taken back within this
 READER_JOIN_S = 2.0  # readers stuck in a slow request are left behind (daemon threads)
 
 
@@ -82,12 +84,21 @@ class Ingest:
         # the default thresholds would run the cycle collector hundreds of times per page.
         gc.set_threshold(*GC_THRESHOLDS)
         dsn = self.settings.database_url
-        migrate(dsn)
-        with IngestLock(dsn):
-            return self._run_locked(dsn)
+        handler = ReporterLogHandler(self.reporter)
+        package_log = logging.getLogger("datasync_cli")
+        package_log.addHandler(handler)
+        package_log.setLevel(logging.INFO)
+        package_log.propagate = False
+        try:
+            migrate(dsn)
+            with IngestLock(dsn) as lock:
+                return self._run_locked(dsn, lock)
+        finally:
+            package_log.removeHandler(handler)
+            package_log.propagate = True
 
     # -- orchestration ----------------------------------------------------------------------
-    def _run_locked(self, dsn: str) -> IngestOutcome:
+    def _run_locked(self, dsn: str, lock: IngestLock) -> IngestOutcome:
         started = self._started = time.monotonic()
         store = CheckpointStore(dsn)
         checkpoints = self._plan_start(store, dsn)
@@ -125,14 +136,22 @@ class Ingest:
             writer_thread.start()
             for t in threads:
                 t.start()
+            next_lock_check = time.monotonic() + LOCK_CHECK_S
             while writer_thread.is_alive():
                 writer_thread.join(0.25)
                 self.reporter.update(self._snapshot(source, planner))
+                if time.monotonic() >= next_lock_check:
+                    next_lock_check = time.monotonic() + LOCK_CHECK_S
+                    self._check_lock(lock, planner)
             planner.close()
             deadline = time.monotonic() + READER_JOIN_S
             for t in threads:
                 t.join(max(deadline - time.monotonic(), 0.0))
         finally:
+            health = source.stats()
+            self.stats.retries = health.retries
+            self.stats.rate_limited = health.rate_limited
+            self.stats.rate_wait_s = health.rate_wait_s
             writer.close()
             source.close()
         ranges_left = planner.unfinished()
@@ -161,13 +180,46 @@ class Ingest:
             self.reporter.log("resuming from checkpoint", ranges_left=left)
             return checkpoints
         if checkpoints:
-            newest = store_stats(dsn).max_ts_ms
-            fresh = Checkpoint(reader_id=FIRST_READER, hi_ms=None, lo_ms=newest)
-            self.reporter.log("previous run complete; reading events newer than it", lo_ms=newest)
+            stats = store_stats(dsn)
+            total = stats.last_run.source_total if stats.last_run else None
+            short = total - (stats.ingested + stats.rejected) if total is not None else 0
+            if short > 0:
+                # The source said "no more" before its own total was reached (an early end):
+                # read the whole stream again; what is stored already is skipped by the database.
+                fresh = Checkpoint(reader_id=FIRST_READER)
+                self.reporter.log(
+                    "previous run fell short of the source's total; reading the whole stream "
+                    "again (stored events are skipped)",
+                    level="warning",
+                    missing=short,
+                )
+            else:
+                fresh = Checkpoint(reader_id=FIRST_READER, hi_ms=None, lo_ms=stats.max_ts_ms)
+                self.reporter.log(
+                    "previous run complete; reading events newer than it", lo_ms=stats.max_ts_ms
+                )
         else:
             fresh = Checkpoint(reader_id=FIRST_READER)
         store.save_plan([fresh], replace_all=True)
         return [fresh]
+
+    def _check_lock(self, lock: IngestLock, planner: RangePlanner) -> None:
+        """Two ingests must never write at once: if our lock's session died (a restart, a
+        terminated backend), take the lock again or stop."""
+        try:
+            if lock.reassert():
+                self.reporter.log("the ingest lock's database session ended; lock taken again",
+                                  level="warning")
+        except LockHeld as exc:
+            self._fail(
+                LockHeld(
+                    "lost the ingest lock and another datasync ingest now holds it; stopping",
+                    exc.hint,
+                ),
+                planner,
+            )
+        except DatabaseError:
+            pass  # the server is away; the writer reconnects, and the next check tries again
 
     def _check_source(self, source: Source, planner: RangePlanner) -> None:
         try:
@@ -386,6 +438,9 @@ def summary(outcome: IngestOutcome) -> dict[str, Any]:
         "source_total": s.total,
         "pages": s.pages,
         "pages_by_endpoint": dict(s.endpoint_pages),
+        "retries": s.retries,
+        "rate_limited": s.rate_limited,
+        "rate_wait_s": round(s.rate_wait_s, 1),
         "elapsed_s": round(outcome.elapsed_s, 1),
         "events_per_s": round(s.fetched / outcome.elapsed_s, 1) if outcome.elapsed_s else 0,
         "ranges_left": outcome.ranges_left,

@@ -5,6 +5,7 @@ This is the only module that imports rich.progress. Every line it prints is scru
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -265,3 +266,19 @@ class TextReporter:
     def finish(self, summary: dict[str, Any]) -> None:
         for key, value in summary.items():
             self._console.print(self._scrub(f"{key}: {value}"))
+
+
+class ReporterLogHandler(logging.Handler):
+    """Routes the package's log records (reconnects, retries) through the run's reporter, so
+    they come out as JSON lines in JSON mode and scrubbed of secrets everywhere."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        super().__init__(logging.INFO)
+        self._reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = "warning" if record.levelno >= logging.WARNING else "info"
+            self._reporter.log(record.getMessage(), level=level, source=record.name)
+        except Exception:  # a log line must never break the run
+            self.handleError(record)

@@ -234,7 +234,23 @@ def _safe_id(value: Any) -> str | None:
 
 
 def _reject(record: Any, reason: str, event_id: Any = None) -> Rejected:
-    return Rejected(raw=_raw_text(record), reason=reason, event_id=_safe_id(event_id))
+    safe_id = _safe_id(event_id)
+    return Rejected(
+        raw=_raw_text(record),
+        reason=reason,
+        event_id=safe_id,
+        identity=_identity(record, safe_id),
+    )
+
+
+def _identity(record: Any, safe_id: str | None) -> str:
+    """What makes two rejected records one: the id when there is one, else the record without
+    its timestamp, which the feed and the standard endpoint spell differently."""
+    if safe_id:
+        return f"id:{safe_id}"
+    if isinstance(record, dict) and "timestamp" in record:
+        record = {k: v for k, v in record.items() if k != "timestamp"}
+    return f"raw:{_raw_text(record)}"
 
 
 def _has_nul(value: Any) -> bool:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..settings import redact_url, secret_values
-from ..sink import CheckpointStore, iter_ids, migrate, store_stats
+from ..sink import CheckpointStore, ingest_running, iter_ids, migrate, store_stats
 from ..verify import verify
 from .common import ApiKey, ApiUrl, DatabaseUrl, build_settings, guarded
 
@@ -75,13 +75,18 @@ def register(app: typer.Typer) -> None:
             settings = build_settings(database_url=database_url)
             stats = store_stats(settings.database_url)
             data = stats.as_dict()
+            running = stats.migrated and ingest_running(settings.database_url)
+            data["ingest_running"] = running
+            last = stats.last_run_status or "never"
+            if last == "running" and not running:
+                last = "running when its process died (the next ingest resumes it)"
             if json_out:
                 _print_json(data)
                 return
             console = Console()
             console.print(
                 f"ingested [bold]{stats.ingested:,}[/]  rejected [bold]{stats.rejected:,}[/]  "
-                f"last run: {stats.last_run_status or 'never'}"
+                f"last run: {last}"
             )
             if stats.rejected_by_reason:
                 reasons = ", ".join(f"{r}: {n}" for r, n in stats.rejected_by_reason.items())

@@ -2,7 +2,7 @@
 
 from .checkpoints import CheckpointStore, RunRecord, RunStatus
 from .db import connect, create_database_for, describe, drop_database, scrub
-from .lock import IngestLock
+from .lock import IngestLock, ingest_running
 from .migrations import applied_versions, available, migrate
 from .stats import IdChecksum, StoredCheckpoint, StoreStats, id_checksum, iter_ids, store_stats
 from .writer import CopyWriter, WriteResult
@@ -24,6 +24,7 @@ __all__ = [
     "describe",
     "drop_database",
     "id_checksum",
+    "ingest_running",
     "iter_ids",
     "migrate",
     "scrub",

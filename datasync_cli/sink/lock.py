@@ -98,6 +98,18 @@ class IngestLock:
         except psycopg2.Error:
             return False
 
+    def reassert(self) -> bool:
+        """Check the lock is still ours; if its session died, take it again.
+
+        Returns True when the lock had to be taken again. Raises LockHeld when another ingest
+        took it meanwhile, and DatabaseError when the server cannot be reached (try later).
+        """
+        if self.held():
+            return False
+        self.release()
+        self.acquire()
+        return True
+
     def release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None or conn.closed:
@@ -109,3 +121,18 @@ class IngestLock:
             pass  # closing the session below releases it anyway
         finally:
             conn.close()
+
+
+def ingest_running(dsn: str) -> bool:
+    """Whether some session holds the ingest lock now (a run recorded as running without it
+    is a process that died)."""
+    conn = connect(dsn, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            high, low = INGEST_LOCK_KEY >> 32, INGEST_LOCK_KEY & 0xFFFFFFFF
+            cur.execute(_HOLDER_SQL, (high, low))
+            return cur.fetchone() is not None
+    except psycopg2.Error as exc:
+        raise operation_error(exc, "looking for a running ingest", dsn) from None
+    finally:
+        conn.close()

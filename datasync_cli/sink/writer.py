@@ -249,9 +249,8 @@ class CopyWriter:
     def _insert_rejected(cur: psycopg2.extensions.cursor, rejected: Sequence[Rejected]) -> int:
         if not rejected:
             return 0
-        rows = sorted(
-            {raw_sha256(r.raw): (r.event_id, r.reason, r.raw) for r in rejected}.items()
-        )
+        unique = {raw_sha256(r.identity or r.raw): (r.event_id, r.reason, r.raw) for r in rejected}
+        rows = sorted(unique.items())
         values = [(digest, event_id, reason, raw) for digest, (event_id, reason, raw) in rows]
         returned = psycopg2.extras.execute_values(
             cur, INSERT_REJECTED_SQL, values, page_size=len(values), fetch=True

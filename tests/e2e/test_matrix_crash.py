@@ -198,13 +198,9 @@ def test_sigterm_while_waiting_for_rate_limit_window_exits_promptly(
 def test_lock_session_killed_then_second_ingest_still_refused(
     tmp_path: Path, dsn: str
 ) -> None:
-    """KNOWN FAILURE (bug, left failing on purpose): the ingest lock is a session advisory
-    lock. When that session ends under a running ingest (pg_terminate_backend, a server
-    restart, a network cut) the ingest neither notices nor takes the lock again, so a second
-    `datasync ingest` is admitted and two run at once against one database.
-
-    Expected: the first ingest takes its lock again (the second is then refused with exit 5),
-    or it stops with a clear line before a second one could start."""
+    """The ingest lock is a session advisory lock. When that session ends under a running
+    ingest (pg_terminate_backend, a server restart, a network cut) the ingest notices within
+    half a second and takes the lock again, so a second `datasync ingest` is still refused."""
     scenario = "lock session terminated under a running ingest"
     config = MockConfig(events=30_000, latency_ms=150, seed=13)
     extra = ["--workers", "2", "--page-size", "1000"]

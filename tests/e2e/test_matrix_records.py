@@ -359,10 +359,9 @@ def test_hand_made_bad_and_awkward_records(db_url: str) -> None:
 
 
 def test_integers_beyond_64_bits_are_stored_as_served(db_url: str) -> None:
-    """KNOWN FAILURE (bug, left failing on purpose): the client parses pages with orjson, which
-    turns integers beyond 64 bits into floats, so `data` holds 1.2345678901234568e+29 where the
-    service sent 123456789012345678901234567890. JSONB can hold the exact number; `data` must
-    be the event as received."""
+    """orjson would turn integers beyond 64 bits into floats; the client notices such pages and
+    parses them exactly, so `data` holds 123456789012345678901234567890 as the service sent it
+    (JSONB can hold the exact number; `data` must be the event as received)."""
     at = NEWEST_MS
     record = {
         "id": "big-numbers-0001",

@@ -21,8 +21,7 @@ pytestmark = pytest.mark.e2e
 
 # Together about one request in four fails once (and is retried); eight failures in a row,
 # where the tool gives up, stay improbable.
-FAULTS = {"p5xx": 0.1, "p_truncate": 0.08, "p_drop": 0.08}
-FAULT_STATUSES = {500, 502, 503, 504}
+P5XX, P_TRUNCATE, P_DROP = 0.1, 0.08, 0.08
 RIVALS = 3
 STORM_S = 6.0
 _STATUS = re.compile(r'HTTP/[0-9.]+" (\d{3}) ')
@@ -65,7 +64,7 @@ def test_feed_faults_with_expiring_tokens_and_cursors_store_exact_set(
     between pages."""
     config = MockConfig(
         events=20_000, seed=31, latency_ms=250, latency_jitter_ms=200, cursor_ttl=0.5,
-        token_ttl=1.0, p_missing_fields=0.2, **FAULTS,
+        token_ttl=1.0, p_missing_fields=0.2, p5xx=P5XX, p_truncate=P_TRUNCATE, p_drop=P_DROP,
         # When the tool gives up on the feed for a while it reads the standard endpoint:
         # a generous limit there keeps that detour short.
         rate_limit=100, rate_window=1.0,
@@ -88,7 +87,8 @@ def test_feed_throttle_storm_with_faults_stores_exact_set(tmp_path: Path, dsn: s
     of 429s), together with 5xx, truncated bodies, dropped connections and jitter."""
     config = MockConfig(
         events=12_000, seed=35, latency_ms=200, latency_jitter_ms=100,
-        feed_rate=2.0, feed_burst=1, **FAULTS, rate_limit=100, rate_window=1.0,
+        feed_rate=2.0, feed_burst=1, p5xx=P5XX, p_truncate=P_TRUNCATE, p_drop=P_DROP,
+        rate_limit=100, rate_window=1.0,
     )
     scenario = "feed throttle 429 storm with faults"
     with h.mock_logged(tmp_path, config) as mock:
@@ -110,7 +110,8 @@ def test_standard_endpoint_faults_and_429_storm_store_exact_set(
     truncated bodies, dropped connections, jitter and cursors that expire mid-run."""
     config = MockConfig(
         events=9_000, seed=32, no_stream_access=True, rate_limit=3, rate_window=1.0,
-        latency_ms=200, latency_jitter_ms=100, cursor_ttl=0.5, **FAULTS,
+        latency_ms=200, latency_jitter_ms=100, cursor_ttl=0.5,
+        p5xx=P5XX, p_truncate=P_TRUNCATE, p_drop=P_DROP,
     )
     scenario = "standard endpoint 429 storm with faults"
     with h.mock_logged(tmp_path, config) as mock:
@@ -194,14 +195,11 @@ def test_early_end_of_source_is_named_by_verify(tmp_path: Path, dsn: str) -> Non
 def test_invalid_records_reread_through_other_endpoint_are_counted_once(
     tmp_path: Path, dsn: str
 ) -> None:
-    """KNOWN FAILURE (bug, left failing on purpose): rejected_events is keyed by a hash of the
-    record's raw text, and the two endpoints spell the same record's timestamp differently
-    (epoch ms on the feed, often ISO text on the standard endpoint). Reading the same invalid
-    records again through the other endpoint (here: `reset-cursor`, whose re-read the docs call
-    harmless, then a run without stream access) stores them a second time, and `verify` then
-    reports more records than the source holds.
-
-    Expected: each invalid record of the source is in rejected_events once, verify exits 0."""
+    """The two endpoints spell the same record's timestamp differently (epoch ms on the feed,
+    often ISO text on the standard endpoint). Reading the same invalid records again through
+    the other endpoint (here: `reset-cursor`, then a run without stream access) must not store
+    them a second time: each invalid record of the source is in rejected_events once, and
+    verify exits 0."""
     scenario = "invalid records read again through the other endpoint"
     config = MockConfig(events=20_000, seed=36, bad_records=20)
     extra = ["--workers", "2", "--page-size", "5000"]
@@ -221,14 +219,10 @@ def test_invalid_records_reread_through_other_endpoint_are_counted_once(
 
 
 def test_rerun_after_early_end_recovers_the_shortfall(tmp_path: Path, dsn: str) -> None:
-    """KNOWN FAILURE (bug, left failing on purpose): after a run the source ended early,
-    `verify` says "rerun ingest, then verify again" (the README's troubleshooting table says
-    the same), but a rerun after a completed run reads only events newer than the newest
-    stored, so the older part the source did not serve the first time is never fetched, even
-    when the source now serves it. Only `reset-cursor --yes` and a full re-read recover it.
-
-    Expected: once the source serves the whole stream, a rerun of ingest leaves the exact set
-    and verify exits 0."""
+    """After a run the source ended early, `verify` says "rerun ingest, then verify again" (so
+    does the README). A rerun that finds the stored records short of the source's total reads
+    the whole stream again, so once the source serves everything, the set is exact and verify
+    exits 0."""
     scenario = "rerun after the source ended early"
     short = MockConfig(events=20_000, seed=37, early_end=0.6)
     extra = ["--workers", "2", "--page-size", "2000"]

@@ -498,5 +498,6 @@ def test_fetch_total_reports_meta_total() -> None:
     service = Service(clock, _events(8), issue_tokens=False)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
+        mock.add(responses.GET, BASE, json={"name": "DataSync Analytics API", "version": "v1"})
         assert fetch_total(SourceConfig(BASE, KEY), clock) == 8
     assert service.log[-1] == ("standard", {"limit": "1"})
