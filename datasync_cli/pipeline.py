@@ -388,6 +388,7 @@ class Ingest:
         snap.rate_wait_s = health.rate_wait_s
         snap.token_left_s = health.token_seconds_left
         snap.token_origin = health.token_origin
+        snap.feed_pace = round(health.feed_rate, 3) if health.feed_rate else None
         if health.token_problem:
             snap.warnings.append(f"stream token: {health.token_problem}")
         warning = token_warning(snap)

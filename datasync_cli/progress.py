@@ -48,6 +48,7 @@ class Snapshot:
     rate_wait_s: float = 0.0
     token_left_s: float | None = None
     token_origin: str | None = None
+    feed_pace: float | None = None  # requests/s the feed is paced at, once a throttle showed
     warnings: list[str] = field(default_factory=list)
 
 
@@ -201,7 +202,8 @@ class RichReporter:
             f"endpoint [magenta]{snap.endpoint}[/]",
             f"readers {snap.readers} / ranges left {snap.ranges_left}",
             f"token {token}",
-            f"429s {snap.rate_limited} (waited {fmt_duration(snap.rate_wait_s)})",
+            f"429s {snap.rate_limited} (waited {fmt_duration(snap.rate_wait_s)})"
+            + (f", feed paced at {snap.feed_pace:.2f}/s" if snap.feed_pace else ""),
             f"retries {snap.retries}",
         )
         rows: list[Any] = [grid]

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
+LAT429 = 0.05
+
 from datasync_cli.clock import FakeClock
 from datasync_cli.source import FeedThrottle
 
@@ -56,7 +58,7 @@ def simulate(
             else:
                 after = (1 - tokens) / rate
                 after = math.ceil(after) if whole_seconds else after
-                heapq.heappush(queue, (now + 0.05, reader, "429", now, after))
+                heapq.heappush(queue, (now + LAT429, reader, "429", now, after))
         elif kind == "ok":
             successes += 1
             late += now > duration_s - tail_s
