@@ -54,6 +54,7 @@ class FeedThrottle:
         self._in_flight = 0
         self._started_at: float | None = None
         self._completions: deque[float] = deque()
+        self._accepted_sends: deque[float] = deque()  # send times of requests that succeeded
         self._latencies: deque[float] = deque(maxlen=9)
         self._baseline: float | None = None
         self._last_change = float("-inf")
@@ -126,6 +127,9 @@ class FeedThrottle:
                 self._completions.popleft()
             if self._anchor is not None and sent >= self._anchor:
                 self._since_anchor += 1
+            self._accepted_sends.append(sent)
+            while self._accepted_sends and self._accepted_sends[0] < now - 4 * self._window_s:
+                self._accepted_sends.popleft()
             self._observe_latency(now, latency_s)
 
     def on_throttled(self, retry_after_s: float | None, sent_at: float | None = None) -> None:
@@ -143,7 +147,13 @@ class FeedThrottle:
                 self._rate = max(self._min_rate, self._headroom * self._first_estimate(now, wait))
             else:
                 new_rate = self._rate * self._backoff
+                # Right after probing upwards, what the service accepted just before this refusal
+                # is the best guess of its rate (the episode's average counts the slow probing).
                 measured = self._measured(now)
+                if self._decreases <= 1:
+                    recent = self._accepted_before(sent_at if sent_at is not None else now)
+                    if recent is not None and (measured is None or recent > measured):
+                        measured = recent
                 if measured is not None:
                     new_rate = min(new_rate, self._headroom * measured)
                 self._rate = max(self._min_rate, new_rate)
@@ -166,6 +176,18 @@ class FeedThrottle:
         if len(self._completions) >= 2 and span >= 1.0:
             return len(self._completions) / span
         return 1.0 / retry_after
+
+    def _accepted_before(self, sent_at: float) -> float | None:
+        """The rate the service accepted in the window before a refused request was sent.
+
+        We were sending faster than the service let through then (it refused this one), so its
+        hidden bucket was empty and what it accepted is its sustained rate. Measuring over the
+        whole episode instead would average in the slower probing that came before."""
+        start = sent_at - self._window_s
+        accepted = sum(1 for t in self._accepted_sends if start <= t < sent_at)
+        if accepted < 8:
+            return None
+        return accepted / self._window_s
 
     def _measured(self, now: float) -> float | None:
         # Since the first 429 of this episode the hidden bucket has stayed near empty, so the
