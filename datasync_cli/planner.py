@@ -145,17 +145,40 @@ class RangePlanner:
             return None
         return int(max(tops) - self.total / density)
 
+    def _bottom_floor_by_count(self, density: float) -> int | None:
+        """Where the open-ended range ends if it holds every event not yet fetched elsewhere."""
+        if self.total is None:
+            return None
+        left = self.total - sum(rp.fetched for rp in self._ranges.values())
+        bottom: RangeProgress | None = None
+        for rp in self._ranges.values():
+            cp = rp.checkpoint
+            if cp.finished:
+                continue
+            if cp.lo_ms is None:
+                bottom = rp
+            elif rp.pos_ms is not None:
+                left -= int(max(rp.pos_ms - cp.lo_ms, 0) * density)
+        if bottom is None or bottom.pos_ms is None or left <= 0:
+            return None
+        return int(bottom.pos_ms - left / density)
+
     def _plan_split(self, idle_readers: int) -> Split | None:
         density = self._density()
         if density is None:
             return None
         oldest = self._estimated_oldest(density)
+        bottom_floor = self._bottom_floor_by_count(density)
         best: tuple[float, RangeProgress, int, int] | None = None
         for rp in self._ranges.values():
             cp = rp.checkpoint
             if cp.finished or not rp.assigned or rp.pos_ms is None:
                 continue
             floor = cp.lo_ms if cp.lo_ms is not None else oldest
+            if cp.lo_ms is None and bottom_floor is not None:
+                # The open range holds whatever the source still owes: near the end of a run
+                # that count says more than an extrapolated oldest instant does.
+                floor = bottom_floor if floor is None else min(floor, bottom_floor)
             if floor is None:
                 # No total to estimate from: assume as much again lies below as was read above.
                 floor = rp.pos_ms - max((rp.top_ms or rp.pos_ms) - rp.pos_ms, 1)

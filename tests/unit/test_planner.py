@@ -1,0 +1,106 @@
+"""RangePlanner: ranges for idle readers, splits that leave no gap, work stealing at the end."""
+
+from __future__ import annotations
+
+import threading
+from itertools import pairwise
+
+from datasync_cli.models import Checkpoint
+from datasync_cli.planner import RangePlanner, Split
+
+PAGE = 5000
+NEWEST = 1_769_541_600_000
+MS_PER_EVENT = 10  # the synthetic stream: one event every 10 ms
+
+
+def _covered(split: Split, victim_hi: int | None) -> list[tuple[int | None, int | None]]:
+    """The victim's new range and the new ones, newest first, as (hi, lo)."""
+    return [(victim_hi, split.victim_lo_ms)] + [(cp.hi_ms, cp.lo_ms) for cp in split.new_ranges]
+
+
+def _first_page_read(planner: RangePlanner, reader: str = "r000") -> None:
+    planner.observe(reader, NEWEST, NEWEST - PAGE * MS_PER_EVENT, PAGE)
+
+
+def test_an_idle_reader_gets_a_split_once_the_first_page_shows_the_density() -> None:
+    planner = RangePlanner([Checkpoint("r000")], total=100 * PAGE, page_size=PAGE)
+    persisted: list[Split] = []
+    first = planner.next_range(persisted.append)
+    assert first is not None and first.reader_id == "r000"
+    _first_page_read(planner)
+    got = planner.next_range(persisted.append, idle_readers=3)
+    assert got is not None and len(persisted) == 1
+    split = persisted[0]
+    assert got == split.new_ranges[0]
+    ranges = _covered(split, None)
+    assert len(ranges) == 4
+    # Adjacent ranges share their boundary instant, and the lowest stays open-ended.
+    for (_, lo), (hi, _) in pairwise(ranges):
+        assert lo == hi
+    assert ranges[-1][1] is None
+    # The victim now stops at its new lower bound.
+    assert planner.bounds("r000") == (split.victim_lo_ms, None)
+
+
+def test_splits_land_where_the_events_are() -> None:
+    total = 100 * PAGE
+    planner = RangePlanner([Checkpoint("r000")], total=total, page_size=PAGE)
+    planner.next_range(lambda s: None)
+    _first_page_read(planner)
+    persisted: list[Split] = []
+    planner.next_range(persisted.append, idle_readers=1)
+    oldest = NEWEST - total * MS_PER_EVENT
+    cut = persisted[0].victim_lo_ms
+    # Two pieces of the remaining span: the cut is near its middle, far above 1970.
+    pos = NEWEST - PAGE * MS_PER_EVENT
+    middle = (pos + oldest) // 2
+    assert abs(cut - middle) < (pos - oldest) * 0.05
+
+
+def test_no_split_without_enough_left_and_none_when_all_finished() -> None:
+    planner = RangePlanner([Checkpoint("r000")], total=PAGE + 10, page_size=PAGE)
+    planner.next_range(lambda s: None)
+    _first_page_read(planner)
+    done = threading.Event()
+
+    def finish_soon() -> None:
+        done.wait(0.2)
+        planner.finish("r000")
+
+    threading.Thread(target=finish_soon).start()
+    persisted: list[Split] = []
+    assert planner.next_range(persisted.append, idle_readers=4, wait_s=0.05) is None
+    assert persisted == []
+    assert planner.unfinished() == 0
+
+
+def test_the_last_open_range_is_split_when_many_events_are_still_owed() -> None:
+    total = 100 * PAGE
+    bounded = Checkpoint("r001", hi_ms=NEWEST, lo_ms=NEWEST - 50 * PAGE * MS_PER_EVENT)
+    bottom = Checkpoint("r002", hi_ms=NEWEST - 50 * PAGE * MS_PER_EVENT, lo_ms=None)
+    planner = RangePlanner([bounded, bottom], total=total, page_size=PAGE)
+    planner.next_range(lambda s: None)
+    planner.next_range(lambda s: None)
+    # r001 read all of its 50 pages and finished; r002 read one page of its 50.
+    planner.observe("r001", NEWEST, NEWEST - 50 * PAGE * MS_PER_EVENT, 50 * PAGE)
+    planner.finish("r001")
+    top = NEWEST - 50 * PAGE * MS_PER_EVENT
+    planner.observe("r002", top, top - PAGE * MS_PER_EVENT, PAGE)
+    persisted: list[Split] = []
+    got = planner.next_range(persisted.append, idle_readers=2)
+    assert got is not None and persisted and persisted[0].victim_id == "r002"
+    assert persisted[0].new_ranges[-1].lo_ms is None
+
+
+def test_splits_are_persisted_before_a_reader_gets_the_new_range() -> None:
+    planner = RangePlanner([Checkpoint("r000")], total=100 * PAGE, page_size=PAGE)
+    planner.next_range(lambda s: None)
+    _first_page_read(planner)
+    order: list[str] = []
+
+    def persist(split: Split) -> None:
+        order.append("persisted")
+
+    got = planner.next_range(persist, idle_readers=1)
+    order.append(f"got {got.reader_id if got else None}")
+    assert order == ["persisted", "got r001"]
