@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from datasync_cli.localpg import LocalPostgres  # noqa: E402
+from datasync_cli.mockapi.process import mock_process  # noqa: E402
 
 DATASYNC = [sys.executable, "-m", "datasync_cli"]
 KEY = "bench-key"
@@ -63,36 +61,11 @@ def database(server: str, name: str) -> str:
     return f"{base}/{name}{query}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def mock_api(*knobs: str) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [*DATASYNC, "mock-api", "--port", str(port), "--api-key", KEY, *knobs],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/api/v1"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(url, headers={"X-API-Key": KEY}, timeout=30)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise SystemExit("mock-api did not start") from None
-            time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(10)
+    """The simulator as a child process; yields its base URL."""
+    with mock_process(knobs, KEY) as mock:
+        yield mock.url
 
 
 @dataclass

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import psycopg2.extensions
 import requests
 
 from datasync_cli.mockapi.config import MockConfig
+from datasync_cli.mockapi.process import mock_process
 from datasync_cli.mockapi.truth import StreamTruth
 
 DATASYNC = [sys.executable, "-m", "datasync_cli"]
@@ -49,31 +49,17 @@ class MockProcess:
 @contextmanager
 def mock_api(tmp_path: Path, *knobs: str, api_key: str = API_KEY) -> Iterator[MockProcess]:
     """Start `datasync mock-api` on a free port and wait until it answers."""
-    port = free_port()
-    args = [*DATASYNC, "mock-api", "--port", str(port), "--api-key", api_key, *knobs]
-    log = tmp_path / f"mock-{port}.log"
+    log = tmp_path / f"mock-{time.monotonic_ns()}.log"
+    started = False
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=_env())
-    url = f"http://127.0.0.1:{port}/api/v1"
-    deadline = time.monotonic() + 30
-    while True:
         try:
-            requests.get(url, headers={"X-API-Key": api_key}, timeout=30)
-            break
-        except requests.ConnectionError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"mock-api did not start: {log.read_text()}") from None
-            time.sleep(0.1)
-    try:
-        yield MockProcess(url, api_key, args, proc, log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            with mock_process(knobs, api_key, out, env=_env()) as mock:
+                started = True
+                yield MockProcess(mock.url, api_key, mock.args, mock.proc, log)
+        except RuntimeError as exc:
+            if started:
+                raise
+            raise RuntimeError(f"{exc}: {log.read_text()}") from None
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
