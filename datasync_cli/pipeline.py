@@ -79,6 +79,7 @@ class Ingest:
     def run(self) -> IngestOutcome:
         # The writer spends its time in PostgreSQL with the GIL released; a short switch
         # interval lets it take the GIL back promptly from the busy readers after every call.
+        previous_interval, previous_gc = sys.getswitchinterval(), gc.get_threshold()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # Every page allocates tens of thousands of small dicts and none of them form cycles;
         # the default thresholds would run the cycle collector hundreds of times per page.
@@ -96,6 +97,8 @@ class Ingest:
         finally:
             package_log.removeHandler(handler)
             package_log.propagate = True
+            sys.setswitchinterval(previous_interval)
+            gc.set_threshold(*previous_gc)
 
     # -- orchestration ----------------------------------------------------------------------
     def _run_locked(self, dsn: str, lock: IngestLock) -> IngestOutcome:
@@ -110,9 +113,7 @@ class Ingest:
         planner = RangePlanner(
             [cp for cp in checkpoints if not cp.finished], None, self.settings.page_size
         )
-        pages: queue.Queue[Batch | _Done] = queue.Queue(
-            maxsize=QUEUE_PAGES
-        )
+        pages: queue.Queue[Batch | _Done] = queue.Queue(maxsize=QUEUE_PAGES)
         writer = CopyWriter(dsn, writer_id=0, clock=self.clock, stop=self.stop)
         self.reporter.start(
             f"ingesting from {self.settings.api_url} with up to {workers} reader(s)"
@@ -159,14 +160,21 @@ class Ingest:
         status: RunStatus = (
             "completed" if completed else ("failed" if self._failure else "interrupted")
         )
-        store.update_run_total(run_id, self.stats.total)
-        store.finish_run(
-            run_id,
-            status,
-            self.stats.inserted,
-            self.stats.rejected,
-            str(self._failure) if self._failure else None,
-        )
+        try:
+            store.update_run_total(run_id, self.stats.total)
+            store.finish_run(
+                run_id,
+                status,
+                self.stats.inserted,
+                self.stats.rejected,
+                str(self._failure) if self._failure else None,
+            )
+        except DatabaseError as exc:
+            if self._failure is None and not self.stop.is_set():
+                raise
+            # Stopping anyway (a signal, or an earlier failure that says more): the checkpoints
+            # are intact; only the run's bookkeeping is missing.
+            self.reporter.log(f"could not record how the run ended: {exc}", level="warning")
         self.reporter.update(self._snapshot(source, planner))
         if self._failure is not None:
             raise self._failure
