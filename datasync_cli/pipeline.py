@@ -23,6 +23,7 @@ from .errors import DatabaseError, DatasyncError, LockHeld
 from .models import Batch, Checkpoint, Event, Position, RunStats
 from .planner import RangePlanner, Split
 from .progress import NullReporter, Reporter, ReporterLogHandler, Snapshot, token_warning
+from .runtime import limit_malloc_arenas
 from .settings import Settings
 from .sink import CheckpointStore, CopyWriter, IngestLock, RunStatus, migrate, store_stats
 from .sink.copy_format import encode_rows
@@ -79,6 +80,7 @@ class Ingest:
     def run(self) -> IngestOutcome:
         # The writer spends its time in PostgreSQL with the GIL released; a short switch
         # interval lets it take the GIL back promptly from the busy readers after every call.
+        limit_malloc_arenas()
         previous_interval, previous_gc = sys.getswitchinterval(), gc.get_threshold()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # Every page allocates tens of thousands of small dicts and none of them form cycles;
