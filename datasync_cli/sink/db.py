@@ -131,7 +131,8 @@ def operation_error(exc: BaseException, doing: str, dsn: str | None = None) -> D
                              "this database")
     if code == errorcodes.READ_ONLY_SQL_TRANSACTION:
         return DatabaseError(f"the database is read-only while {doing}",
-                             "point --database-url at the primary, not a standby")
+                             "point --database-url at a writable primary (a standby, or a "
+                             "database with default_transaction_read_only on, refuses writes)")
     if code == errorcodes.UNDEFINED_TABLE:
         return DatabaseError(f"a datasync table is missing while {doing}: {detail}",
                              "run `datasync migrate`")
