@@ -43,7 +43,9 @@ class Verdict:
         if self.extra:
             parts.append(f"{self.extra:,} more than the source reports")
         why = ""
-        if self.ranges_left:
+        if self.last_run_status is None:
+            why = "; no ingest has run against this database yet: run `datasync ingest`"
+        elif self.ranges_left:
             why = f"; ingest has not finished ({self.ranges_left} range(s) left): rerun it"
         elif self.missing:
             why = "; the source may have ended early: rerun ingest, then verify again"

@@ -91,6 +91,9 @@ def register(app: typer.Typer) -> None:
             if stats.rejected_by_reason:
                 reasons = ", ".join(f"{r}: {n}" for r, n in stats.rejected_by_reason.items())
                 console.print(f"rejected by reason: {reasons}")
+            if not data["checkpoints"]:
+                console.print("no checkpoints: the next `datasync ingest` starts from the newest")
+                return
             table = Table(title="readers (newest first; times UTC)")
             for col in ("reader", "from", "down to", "position", "endpoint", "events",
                         "updated", "cursor age", "finished"):
