@@ -437,8 +437,8 @@ def _can_build_wheels_offline() -> str | None:
         metadata.version("wheel")
     except metadata.PackageNotFoundError as exc:
         return f"{exc.name} is not installed in the test environment"
-    if setuptools_major < 68:
-        return "the project needs setuptools>=68 to build"
+    if setuptools_major < 77:
+        return "the project needs setuptools>=77 to build"
     return None
 
 
