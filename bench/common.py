@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from datasync_cli.localpg import LocalPostgres  # noqa: E402
 from datasync_cli.mockapi.process import mock_process  # noqa: E402
+from datasync_cli.sink import create_database_for, drop_database  # noqa: E402
 
 DATASYNC = [sys.executable, "-m", "datasync_cli"]
 KEY = "bench-key"
@@ -48,17 +49,11 @@ def server_dsn() -> str:
 
 def database(server: str, name: str) -> str:
     """A fresh, empty database on `server`; returns its DSN."""
-    conn = psycopg2.connect(server)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    base, _, _ = server.rpartition("/")
-    query = ""
-    if "?" in server:
-        query = "?" + server.split("?", 1)[1]
-    return f"{base}/{name}{query}"
+    base, _, rest = server.partition("?")
+    dsn = base.rsplit("/", 1)[0] + f"/{name}" + (f"?{rest}" if rest else "")
+    drop_database(dsn)
+    create_database_for(dsn)
+    return dsn
 
 
 @contextmanager

@@ -197,12 +197,18 @@ def connect(dsn: str, *, create_database: bool = False, autocommit: bool = False
     return conn
 
 
-def create_database_for(dsn: str) -> bool:
-    """CREATE DATABASE for the DSN's dbname (UTF8); False when it already existed."""
+def _dbname(dsn: str) -> str | None:
+    """The database a DSN names (URL or keyword form)."""
     try:
         name = psycopg2.extensions.parse_dsn(dsn).get("dbname")
     except psycopg2.Error as exc:
         raise connect_error(exc, dsn) from None
+    return str(name) if name else None
+
+
+def create_database_for(dsn: str) -> bool:
+    """CREATE DATABASE for the DSN's dbname (UTF8); False when it already existed."""
+    name = _dbname(dsn)
     if not name:
         raise DatabaseError("the database URL names no database",
                             "use postgresql://USER:PASSWORD@HOST:PORT/DBNAME")
@@ -231,10 +237,7 @@ def create_database_for(dsn: str) -> bool:
 
 def drop_database(dsn: str) -> bool:
     """DROP DATABASE (ending its sessions) for the DSN's dbname; False when it did not exist."""
-    try:
-        name = psycopg2.extensions.parse_dsn(dsn).get("dbname")
-    except psycopg2.Error as exc:
-        raise connect_error(exc, dsn) from None
+    name = _dbname(dsn)
     if not name or name in MAINTENANCE_DATABASES:
         raise DatabaseError(f"refusing to drop the database {name or '(none)'!r}")
     admin = _maintenance_connection(dsn)
