@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ _TIMESTAMP_EXPR = (
     " + (ts_us %% 1000000) * interval '1 microsecond'"
 )
 
-# One writer connection per run (the staging table is truncated, not shared), so rows need no
-# ordering against deadlocks; sorting 5000 ids per page would only cost time.
+# The pipeline runs one writer connection, which truncates the staging table after each page.
+# Writers sharing a database (possible, not what ingest does) may deadlock over the truncate
+# and each other's ids; write() retries those after a random pause.
 UPSERT_FROM_STAGING_SQL = f"""
 INSERT INTO ingested_events (id, event_type, timestamp, data)
 SELECT id, event_type, {_TIMESTAMP_EXPR}, data::jsonb
@@ -62,7 +64,7 @@ RETURNING 1
 """
 
 _COPY_CHUNK = 1 << 20
-_MAX_CONFLICT_RETRIES = 5
+_MAX_CONFLICT_RETRIES = 10
 _FIRST_DELAY_S = 0.5
 _MAX_DELAY_S = 8.0
 
@@ -147,6 +149,9 @@ class CopyWriter:
                         conflicts < _MAX_CONFLICT_RETRIES
                     ):
                         conflicts += 1
+                        # Two writers that deadlocked would deadlock again if both retried at
+                        # once; a random pause lets one of them finish first.
+                        self._clock.sleep(random.uniform(0.05, 0.25) * conflicts, self._stop)
                         continue
                     if isinstance(exc, psycopg2.DataError) and not isolate:
                         # One record PostgreSQL refuses: redo row by row to reject just it.
