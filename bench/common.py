@@ -71,9 +71,11 @@ class Timed:
     output: str
 
 
-def timed(args: list[str], env: dict[str, str] | None = None) -> Timed:
-    """Run a child, returning wall time and the child's own peak RSS (wait4's rusage)."""
-    out_path = ROOT / ".datasync" / "bench-child.log"
+def timed(args: list[str], env: dict[str, str] | None = None, log: str = "child") -> Timed:
+    """Run a child, returning wall time and the child's own peak RSS (wait4's rusage).
+
+    Its output is kept in .datasync/bench-<log>.log for a look at the run afterwards."""
+    out_path = ROOT / ".datasync" / f"bench-{log}.log"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("wb") as out:
         start = time.monotonic()

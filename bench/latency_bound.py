@@ -29,7 +29,7 @@ def summary_of(output: str) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--latency-ms", type=float, default=3500)
     ap.add_argument("--feed-rate", type=float, default=0.8)
     ap.add_argument("--feed-burst", type=int, default=2)
@@ -40,16 +40,16 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"events: {args.events:,}; latency {args.latency_ms:.0f} ms; feed throttle "
           f"{args.feed_rate}/s (burst {args.feed_burst}); ceiling {ceiling:,.0f} events/s")
-    runs = [("parallel (default readers)", [])]
+    runs = [("parallel (default readers)", "latency-parallel", [])]
     if not args.skip_sequential:
-        runs.append(("sequential (--workers 1)", ["--workers", "1"]))
-    for label, extra in runs:
+        runs.append(("sequential (--workers 1)", "latency-sequential", ["--workers", "1"]))
+    for label, log, extra in runs:
         dsn = database(server, "bench_latency")
         knobs = ["--events", str(args.events), "--latency-ms", str(args.latency_ms),
                  "--latency-jitter-ms", str(args.latency_ms / 10), "--feed-rate",
                  str(args.feed_rate), "--feed-burst", str(args.feed_burst)]
         with mock_api(*knobs) as url:
-            result = timed(ingest_args(url, dsn, "--no-progress", *extra))
+            result = timed(ingest_args(url, dsn, "--no-progress", *extra), log=log)
         if result.returncode != 0:
             raise SystemExit(f"{label}: ingest failed ({result.returncode}):\n{result.output}")
         n = count(dsn)

@@ -75,6 +75,7 @@ class Ingest:
         self._endpoint = "-"
         self._rates: deque[tuple[float, int]] = deque(maxlen=120)
         self._started = time.monotonic()
+        self._first_fetch_pending = True
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> IngestOutcome:
@@ -124,6 +125,7 @@ class Ingest:
             # Checking the URL and key costs one round trip; run it beside the readers so a bad
             # setting fails fast without delaying a good run.
             threading.Thread(target=self._check_source, args=(source, planner), daemon=True).start()
+            source.prepare()
             threads = [
                 threading.Thread(
                     target=self._reader_loop,
@@ -286,7 +288,10 @@ class Ingest:
             while not self.stop.is_set():
                 lo, hi = planner.bounds(cp.reader_id)
                 cp = replace(cp, lo_ms=lo, hi_ms=hi)
-                page = reader.fetch(cp)
+                # The run's first page need not wait for the stream token being issued, unless
+                # the range has a floor: the standard endpoint cannot stop there, the feed can.
+                early = self._claim_first_fetch() and lo is None
+                page = reader.fetch(cp, wait_for_token=not early)
                 if page.total is not None:
                     planner.set_total(page.total)
                     with self._stats_lock:
@@ -321,6 +326,11 @@ class Ingest:
         finally:
             if not cp.finished:
                 planner.release(cp.reader_id)
+
+    def _claim_first_fetch(self) -> bool:
+        with self._stats_lock:
+            first, self._first_fetch_pending = self._first_fetch_pending, False
+            return first
 
     def _offer(self, pages: queue.Queue[Batch | _Done], item: Batch | _Done) -> None:
         """Wait for room in the queue, giving up when the run is stopping."""

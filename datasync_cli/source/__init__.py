@@ -129,6 +129,10 @@ class Source:
             page_size or self.config.page_size,
         )
 
+    def prepare(self) -> None:
+        """Ask for a stream token in the background, so the first page need not wait for it."""
+        self.tokens.issue_in_background()
+
     def probe(self, limit: int = 1) -> Page:
         """The newest `limit` events and meta.total, by the same paths a reader takes."""
         return self.reader(limit).fetch(Checkpoint("probe"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 from collections import deque
@@ -10,15 +11,29 @@ from ..clock import Clock
 from .faults import Stopped
 
 POLL_S = 0.05
+QUICK_BACKOFF = 0.6
+CREEP_SLOWER = 3.0  # above the last measured ceiling, grow this many times more slowly
+MEASURE_MIN_SAMPLES = 5
+MEASURE_MIN_SPAN_S = 5.0
+CEILING_SAMPLES = 10  # successes needed before a measurement counts as the ceiling
 
 
 class FeedThrottle:
-    """Shared by every feed reader: unpaced until the first 429, then paced just under the ceiling.
+    """Shared by every feed reader: a growing concurrency window until the first 429, then a
+    rate held just under the ceiling.
 
-    The first 429 sets a rate from the recent successes (or from Retry-After when there are none
-    yet); afterwards the rate grows gently while requests stay clean and shrinks on every further
-    429 or sharp rise in latency. 429s for requests sent before the last change are not counted
-    twice. Thread-safe; waiting goes through the Clock.
+    Until the service refuses anything, the number of requests in flight starts at
+    `initial_window` and grows by one per clean answer (it doubles every round trip, as long as
+    latency stays near its best), up to `max_concurrency`; a service with no throttle is at full
+    speed after a few round trips, and a hidden one is met by a few requests, not by a wave.
+
+    The first 429 sets a rate halfway (geometrically) between the refused round and the clean
+    one before it, no faster than Retry-After allows. The rate then rises one step per round
+    trip until the next 429, which steps it back; from then on each 429 sets it just under the
+    rate the service was measured to accept since the episode's first refusal, and the rate
+    grows slowly while requests stay clean (more slowly still above that measured ceiling).
+    A sharp rise in latency also cuts it. 429s for requests sent before the last cut are not
+    counted twice. Thread-safe; waiting goes through the Clock.
     """
 
     def __init__(
@@ -26,7 +41,7 @@ class FeedThrottle:
         clock: Clock,
         max_concurrency: int,
         *,
-        window_s: float = 15.0,
+        initial_window: int = 2,
         headroom: float = 0.95,
         backoff: float = 0.9,
         increase_every_s: float = 10.0,
@@ -38,7 +53,8 @@ class FeedThrottle:
     ) -> None:
         self._clock = clock
         self._max_concurrency = max(1, max_concurrency)
-        self._window_s = window_s
+        self._window = min(self._max_concurrency, max(1, initial_window))
+        self._sends: deque[tuple[float, int]] = deque(maxlen=4 * self._max_concurrency)
         self._headroom = headroom
         self._backoff = backoff
         self._increase_every_s = increase_every_s
@@ -52,9 +68,6 @@ class FeedThrottle:
         self._next_at = 0.0
         self._paused_until = 0.0
         self._in_flight = 0
-        self._started_at: float | None = None
-        self._completions: deque[float] = deque()
-        self._accepted_sends: deque[float] = deque()  # send times of requests that succeeded
         self._latencies: deque[float] = deque(maxlen=9)
         self._baseline: float | None = None
         self._last_change = float("-inf")
@@ -62,7 +75,11 @@ class FeedThrottle:
         self._last_throttled = float("-inf")
         self._anchor: float | None = None
         self._since_anchor = 0
+        self._first_accepted = float("inf")  # send times of this episode's first and last success
+        self._last_accepted = float("-inf")
         self._decreases = 0
+        self._first_rate = 0.0
+        self._ceiling: float | None = None  # the service's rate, as last measured at a 429
         self._pacer_bound = False
         self._throttled = 0
         self._blocked_until = 0.0
@@ -104,16 +121,16 @@ class FeedThrottle:
             self._maybe_increase(now)
             if self._paused_until > now:
                 return self._block(now, self._paused_until - now)
-            if self._in_flight >= self._max_concurrency:
+            cap = self._max_concurrency if self._rate is not None else self._window
+            if self._in_flight >= cap:
                 return POLL_S
             if self._rate is not None:
                 if self._next_at > now:
                     self._pacer_bound = True
                     return self._block(now, self._next_at - now)
                 self._next_at = max(self._next_at, now) + 1.0 / self._rate
-            if self._started_at is None:
-                self._started_at = now
             self._in_flight += 1
+            self._sends.append((now, self._in_flight))
             return 0.0
 
     def on_success(self, latency_s: float, sent_at: float | None = None) -> None:
@@ -122,15 +139,13 @@ class FeedThrottle:
             now = self._clock.monotonic()
             self._in_flight = max(0, self._in_flight - 1)
             sent = sent_at if sent_at is not None else now - latency_s
-            self._completions.append(now)
-            while self._completions and self._completions[0] < now - self._window_s:
-                self._completions.popleft()
             if self._anchor is not None and sent >= self._anchor:
                 self._since_anchor += 1
-            self._accepted_sends.append(sent)
-            while self._accepted_sends and self._accepted_sends[0] < now - 4 * self._window_s:
-                self._accepted_sends.popleft()
+                self._first_accepted = min(self._first_accepted, sent)
+                self._last_accepted = max(self._last_accepted, sent)
             self._observe_latency(now, latency_s)
+            if self._rate is None and self._baseline_holds(latency_s):
+                self._window = min(self._max_concurrency, self._window + 1)
 
     def on_throttled(self, retry_after_s: float | None, sent_at: float | None = None) -> None:
         """A feed request got a 429: everyone pauses, and the rate comes down."""
@@ -144,62 +159,90 @@ class FeedThrottle:
             if sent_at is not None and sent_at < self._last_cut:
                 return  # sent at the old rate; that rate has already been cut
             if self._rate is None:
-                self._rate = max(self._min_rate, self._headroom * self._first_estimate(now, wait))
+                self._rate = max(self._min_rate, self._first_estimate(sent_at, wait))
+                self._first_rate = self._rate
             else:
-                new_rate = self._rate * self._backoff
-                # Right after probing upwards, what the service accepted just before this refusal
-                # is the best guess of its rate (the episode's average counts the slow probing).
-                measured = self._measured(now)
-                if self._decreases <= 1:
-                    recent = self._accepted_before(sent_at if sent_at is not None else now)
-                    if recent is not None and (measured is None or recent > measured):
-                        measured = recent
-                if measured is not None:
-                    new_rate = min(new_rate, self._headroom * measured)
-                self._rate = max(self._min_rate, new_rate)
+                self._rate = max(self._min_rate, self._next_rate(now))
             self._decreases += 1
             if self._anchor is None or now - self._last_throttled > self._episode_gap_s:
-                self._anchor, self._since_anchor = now, 0
+                # The refused request found the bucket empty when it was sent: measure from then.
+                self._anchor = sent_at if sent_at is not None else now
+                self._since_anchor = 0
+                self._first_accepted, self._last_accepted = float("inf"), float("-inf")
             self._last_throttled = now
             self._cut(now)
+
+    def _next_rate(self, now: float) -> float:
+        """The rate after a 429 for a request sent at the current rate."""
+        assert self._rate is not None
+        measured = self._measured() if self._decreases > 1 else None
+        if measured is not None:
+            # Since this episode's first 429 the hidden bucket has stayed near empty, so what
+            # the service accepted meanwhile is its rate.
+            if self._since_anchor >= CEILING_SAMPLES:
+                self._ceiling = measured
+            return min(self._rate * self._backoff, self._headroom * measured)
+        if self._decreases == 1 and self._rate > self._first_rate:
+            # The probe step just taken crossed the ceiling: back to the last one not refused.
+            # If that is still too fast, the next 429 comes soon, with a measurement.
+            return self._rate / self._probe_increase
+        if self._anchor is not None and now - self._last_throttled < self._episode_gap_s:
+            # Refused again before anything could be measured: far too fast (a burst made the
+            # first rounds look clean).
+            return self._rate * QUICK_BACKOFF
+        return self._rate * self._backoff
 
     def release(self) -> None:
         """A feed request ended without an answer that says anything about the throttle."""
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
 
-    def _first_estimate(self, now: float, retry_after: float) -> float:
-        # Successes over the recent past include the hidden bucket's burst, so this errs high;
-        # the next 429, if any, corrects it from a measurement with the bucket empty.
-        start = max(now - self._window_s, self._started_at if self._started_at is not None else now)
-        span = now - start
-        if len(self._completions) >= 2 and span >= 1.0:
-            return len(self._completions) / span
-        return 1.0 / retry_after
+    def _first_estimate(self, sent_at: float | None, retry_after: float) -> float:
+        """Halfway between the refused round and the clean one before it (half as many in
+        flight): by Little's law, requests in flight over the latency is the rate sent at.
+        The next 429, if any, corrects it from a measurement with the hidden bucket empty."""
+        in_flight = self._in_flight_at(sent_at)
+        if not self._latencies or in_flight is None:
+            return 1.0 / retry_after
+        latency = statistics.median(self._latencies)
+        if latency <= 0:
+            return 1.0 / retry_after
+        estimate = in_flight / latency / math.sqrt(2.0)
+        # A bucket that refuses says how long until it earns the next request; that wait is at
+        # most one interval of its rate. Whole seconds are rounded up, so allow for that.
+        shortest_wait = retry_after - 1.0 if float(retry_after).is_integer() else retry_after
+        if shortest_wait > 0:
+            estimate = min(estimate, 1.0 / shortest_wait)
+        return estimate
 
-    def _accepted_before(self, sent_at: float) -> float | None:
-        """The rate the service accepted in the window before a refused request was sent.
+    def _in_flight_at(self, sent_at: float | None) -> int | None:
+        """How many requests were in flight when the one sent at `sent_at` went out."""
+        if not self._sends:
+            return None
+        if sent_at is None:
+            return self._sends[-1][1]
+        found = self._sends[0][1]
+        for at, n in self._sends:
+            if at > sent_at:
+                break
+            found = n
+        return found
 
-        We were sending faster than the service let through then (it refused this one), so its
-        hidden bucket was empty and what it accepted is its sustained rate. Measuring over the
-        whole episode instead would average in the slower probing that came before."""
-        start = sent_at - self._window_s
-        accepted = sum(1 for t in self._accepted_sends if start <= t < sent_at)
-        if accepted < 8:
-            return None
-        return accepted / self._window_s
+    def _baseline_holds(self, latency_s: float) -> bool:
+        # A sharp rise in latency is a service (or a throttle) struggling: stop growing.
+        return self._baseline is None or latency_s <= self._latency_factor * self._baseline
 
-    def _measured(self, now: float) -> float | None:
-        # Since the first 429 of this episode the hidden bucket has stayed near empty, so the
-        # successes sent since then arrived at about the hidden rate.
-        if self._anchor is None:
+    def _measured(self) -> float | None:
+        """The service's rate as seen since this episode's first 429, or None if too early.
+
+        Since then the hidden bucket has stayed near empty, so each accepted request waited for
+        the bucket to earn it: accepted requests were sent about 1/rate apart. Timing them,
+        rather than counting them in a window, does not lose a whole request at each end."""
+        n = self._since_anchor
+        spread = self._last_accepted - self._first_accepted
+        if n < MEASURE_MIN_SAMPLES or spread < MEASURE_MIN_SPAN_S:
             return None
-        # Requests sent within the last latency have not reported yet.
-        latency = statistics.median(self._latencies) if self._latencies else 0.0
-        span = now - latency - self._anchor
-        if span < 5.0 or self._since_anchor < 4:
-            return None
-        return self._since_anchor / span
+        return (n - 1) / spread
 
     def _observe_latency(self, now: float, latency_s: float) -> None:
         self._latencies.append(latency_s)
@@ -224,10 +267,14 @@ class FeedThrottle:
         # Until a second 429 confirms where the ceiling is, probe upwards quickly: one step per
         # round trip (a 429 for a rate shows up one latency after it was tried).
         every = self._probe_every() if probing else self._increase_every_s
+        step = self._probe_increase if probing else self._steady_increase
+        if not probing and self._ceiling is not None and self._rate >= self._ceiling:
+            # At the measured ceiling: creep, in case the service allows more now.
+            every, step = every * CREEP_SLOWER, 1.0 + (step - 1.0) / CREEP_SLOWER
         if now - self._last_change < every:
             return
         if self._pacer_bound:
-            self._rate *= self._probe_increase if probing else self._steady_increase
+            self._rate *= step
         self._changed(now)
 
     def _probe_every(self) -> float:

@@ -50,9 +50,12 @@ class RangeReader:
         self._cursor_ttl_ms = cursor_ttl_ms
         self._repeats = 0
 
-    def fetch(self, checkpoint: Checkpoint) -> Page:
-        """The page after `checkpoint`; Page.endpoint says which endpoint produced it."""
-        token = self._tokens.current()
+    def fetch(self, checkpoint: Checkpoint, *, wait_for_token: bool = True) -> Page:
+        """The page after `checkpoint`; Page.endpoint says which endpoint produced it.
+
+        Without `wait_for_token`, a token still being issued sends this page to the standard
+        endpoint rather than waiting for it."""
+        token = self._tokens.current(wait=wait_for_token)
         page = self._from_feed(checkpoint, token) if token is not None else None
         if page is None:
             page = self._from_standard(checkpoint)

@@ -77,8 +77,32 @@ class StreamTokens:
         """Whether new tokens can be asked for (an API key is known)."""
         return self._issue is not None
 
-    def current(self) -> StreamToken | None:
-        """The token to use now, renewed first when close to expiry; None when there is none."""
+    def issue_in_background(self) -> bool:
+        """Start asking for a token now, in a thread of its own, if there is none yet.
+
+        At the start of a run the first page can then come from the standard endpoint while the
+        token is on its way, instead of waiting one round trip for it."""
+        with self._lock:
+            if self._token is not None or self._issue is None or self._renewing:
+                return False
+            if self._clock.monotonic() < self._retry_at:
+                return False
+            self._renewing = True
+        threading.Thread(target=self._renew_quietly, name="stream-token", daemon=True).start()
+        return True
+
+    def _renew_quietly(self) -> None:
+        # Nobody waits on this thread: a stop or a failure is already recorded by _renew (its
+        # `finally` clears the in-flight flag), and readers ask again when they need a token.
+        try:
+            self._renew()
+        except Exception:  # Stopped, or a transport error outside SourceError
+            return
+
+    def current(self, wait: bool = True) -> StreamToken | None:
+        """The token to use now, renewed first when close to expiry; None when there is none.
+
+        With `wait` False, a first token still being issued gives None instead of blocking."""
         with self._lock:
             token = self._token
             now = self._clock.monotonic()
@@ -87,7 +111,7 @@ class StreamTokens:
             if self._issue is None or now < self._retry_at:
                 return token  # nothing better to offer; an old token may still be accepted
             if self._renewing:
-                if token is not None:
+                if token is not None or not wait:
                     return token  # still valid while the renewal runs
                 self._renewed.wait_for(lambda: not self._renewing)
                 return self._token

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -98,9 +99,27 @@ def ingest_args(api_url: str, api_key: str, dsn: str, *extra: str) -> list[str]:
 
 def run(args: list[str], timeout: float = 180, env: dict[str, str] | None = None,
         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, capture_output=True, text=True, timeout=timeout, env=_env(env), cwd=cwd
-    )
+    """Run a child to the end. One that hangs is made to dump every thread's stack (the
+    faulthandler answers SIGABRT) and the test fails with that and the end of its output."""
+    child_env = {**_env(env), "PYTHONFAULTHANDLER": "1"}
+    with subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env, cwd=cwd
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            try:
+                out, err = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            tail = "\n".join((out or "").splitlines()[-30:])
+            raise AssertionError(
+                f"{' '.join(args[:4])} ... did not finish in {timeout:.0f} s.\n"
+                f"--- last output ---\n{tail}\n--- stacks and errors ---\n{(err or '')[-12000:]}"
+            ) from None
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
 def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -501,3 +502,28 @@ def test_fetch_total_reports_meta_total() -> None:
         mock.add(responses.GET, BASE, json={"name": "DataSync Analytics API", "version": "v1"})
         assert fetch_total(SourceConfig(BASE, KEY), clock) == 8
     assert service.log[-1] == ("standard", {"limit": "1"})
+
+
+def test_the_first_page_need_not_wait_for_a_token_on_its_way() -> None:
+    clock = FakeClock()
+    service = Service(clock, _events(9))
+    gate = threading.Event()
+    config = SourceConfig(BASE, KEY, None, page_size=3, max_attempts=4, readers=2)
+    client = ApiClient(BASE, KEY, clock=clock)
+
+    def issue() -> Mapping[str, Any]:
+        gate.wait(5)
+        return client.request_stream_token()
+
+    source = Source(config, client, clock, threading.Event(), tokens=StreamTokens(clock, issue))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        service.install(mock)
+        source.prepare()
+        reader = source.reader()
+        first = reader.fetch(Checkpoint("r1"), wait_for_token=False)
+        gate.set()
+        second = reader.fetch(_advance(Checkpoint("r1"), first))
+    assert first.endpoint == "standard" and second.endpoint == "feed"
+    # The feed goes on from the last stored instant, inclusive: that event comes again.
+    ids = list(dict.fromkeys(r["id"] for r in first.records + second.records))
+    assert ids == [i for _, i in service.events[:5]]

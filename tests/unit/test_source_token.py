@@ -150,3 +150,27 @@ def test_an_accepted_token_clears_earlier_refusals() -> None:
 def test_the_token_value_never_shows_in_a_repr() -> None:
     tokens = StreamTokens(FakeClock(), None, supplied="s3cr3t-stream-token")
     assert "s3cr3t" not in repr(tokens.current())
+
+
+def test_a_first_token_can_be_asked_for_in_the_background() -> None:
+    clock = FakeClock()
+    issuer = Issuer()
+    issuer.gate = threading.Event()
+    tokens = StreamTokens(clock, issuer)
+    assert tokens.issue_in_background()
+    assert issuer.entered.wait(5)
+    assert tokens.current(wait=False) is None  # on its way: the caller need not wait
+    assert not tokens.issue_in_background()  # one request in flight, never two
+    issuer.gate.set()
+    token = tokens.current()  # waits for the one in flight
+    assert token is not None and issuer.calls == 1
+    assert not tokens.issue_in_background()  # there is a token already
+    assert tokens.current(wait=False) is token
+
+
+def test_no_background_request_without_a_key_or_with_a_supplied_token() -> None:
+    clock = FakeClock()
+    assert not StreamTokens(clock, None).issue_in_background()
+    issuer = Issuer()
+    assert not StreamTokens(clock, issuer, supplied="given").issue_in_background()
+    assert issuer.calls == 0
