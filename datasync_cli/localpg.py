@@ -73,7 +73,10 @@ def free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether PostgreSQL could listen on `port` now. Like PostgreSQL, set SO_REUSEADDR:
+    connections of a server that just stopped linger in TIME_WAIT and do not stop it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
