@@ -5,7 +5,7 @@ of `datasync ingest` with its default readers and with `--workers 1` (the sequen
 each as a fraction of that ceiling, and the number of 429s the client provoked.
 Target: >= 0.9 of the ceiling with no more than a handful of 429s.
 
-    python bench/latency_bound.py [--events 300000] [--latency-ms 3500] [--feed-rate 0.8]
+    python bench/latency_bound.py [--events 1000000] [--latency-ms 3500] [--feed-rate 0.8]
 """
 
 from __future__ import annotations

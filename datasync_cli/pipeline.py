@@ -114,7 +114,10 @@ class Ingest:
         run_id = store.start_run(None)
         workers = self.settings.effective_workers()
         planner = RangePlanner(
-            [cp for cp in checkpoints if not cp.finished], None, self.settings.page_size
+            [cp for cp in checkpoints if not cp.finished],
+            None,
+            self.settings.page_size,
+            stored_before=sum(cp.events + cp.rejected for cp in checkpoints),
         )
         pages: queue.Queue[Batch | _Done] = queue.Queue(maxsize=QUEUE_PAGES)
         writer = CopyWriter(dsn, writer_id=0, clock=self.clock, stop=self.stop)

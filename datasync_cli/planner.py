@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from .models import Checkpoint
 
-MIN_PAGES_TO_SPLIT = 2
+MIN_PAGES_TO_SPLIT = 1
 
 
 @dataclass
@@ -44,7 +44,15 @@ class RangePlanner:
     instant is estimated from the source's total, so splits land where the events are.
     """
 
-    def __init__(self, checkpoints: list[Checkpoint], total: int | None, page_size: int) -> None:
+    def __init__(
+        self,
+        checkpoints: list[Checkpoint],
+        total: int | None,
+        page_size: int,
+        stored_before: int = 0,
+    ) -> None:
+        """`stored_before`: events the ranges stored in earlier runs (a resumed run owes the
+        source's total minus those, not the whole total)."""
         self._lock = threading.Condition()
         self._ranges: dict[str, RangeProgress] = {}
         for cp in checkpoints:
@@ -52,6 +60,7 @@ class RangePlanner:
             self._ranges[cp.reader_id] = RangeProgress(cp, top_ms=pos, pos_ms=pos)
         self.total = total
         self.page_size = page_size
+        self._stored_before = stored_before
         self._seq = max((_seq_of(cp.reader_id) for cp in checkpoints), default=0)
         self._closed = False
 
@@ -149,7 +158,7 @@ class RangePlanner:
         """Where the open-ended range ends if it holds every event not yet fetched elsewhere."""
         if self.total is None:
             return None
-        left = self.total - sum(rp.fetched for rp in self._ranges.values())
+        left = self.total - self._stored_before - sum(rp.fetched for rp in self._ranges.values())
         bottom: RangeProgress | None = None
         for rp in self._ranges.values():
             cp = rp.checkpoint
@@ -172,13 +181,16 @@ class RangePlanner:
         best: tuple[float, RangeProgress, int, int] | None = None
         for rp in self._ranges.values():
             cp = rp.checkpoint
-            if cp.finished or not rp.assigned or rp.pos_ms is None:
+            if cp.finished or not rp.assigned or rp.pos_ms is None or not rp.fetched:
+                # A range nobody has read from yet shows no events to share: splitting it on an
+                # estimate alone could chase an estimated floor into an empty past.
                 continue
             floor = cp.lo_ms if cp.lo_ms is not None else oldest
             if cp.lo_ms is None and bottom_floor is not None:
-                # The open range holds whatever the source still owes: near the end of a run
-                # that count says more than an extrapolated oldest instant does.
-                floor = bottom_floor if floor is None else min(floor, bottom_floor)
+                # The open range holds whatever the source still owes: that count says more
+                # than an instant extrapolated from the newest event, above all when resuming
+                # (the ranges that held the newest events may be finished and gone).
+                floor = bottom_floor
             if floor is None:
                 # No total to estimate from: assume as much again lies below as was read above.
                 floor = rp.pos_ms - max((rp.top_ms or rp.pos_ms) - rp.pos_ms, 1)

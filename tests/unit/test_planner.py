@@ -104,3 +104,41 @@ def test_splits_are_persisted_before_a_reader_gets_the_new_range() -> None:
     got = planner.next_range(persist, idle_readers=1)
     order.append(f"got {got.reader_id if got else None}")
     assert order == ["persisted", "got r001"]
+
+
+def test_a_resumed_run_does_not_chase_an_estimated_floor_into_an_empty_past() -> None:
+    # Earlier runs stored 95 of the 100 pages; the open bottom range owes about 5 more.
+    total = 100 * PAGE
+    pos = NEWEST - 95 * PAGE * MS_PER_EVENT
+    bottom = Checkpoint("r007", hi_ms=pos + 1000, lo_ms=None, events=35 * PAGE)
+    planner = RangePlanner([bottom], total, PAGE, stored_before=95 * PAGE)
+    assert planner.next_range(lambda s: None) == bottom
+    planner.observe("r007", pos, pos - PAGE * MS_PER_EVENT, PAGE)
+    splits: list[Split] = []
+    timer = threading.Timer(1.0, planner.close)
+    timer.start()
+    try:
+        for _ in range(200):
+            got = planner.next_range(splits.append, idle_readers=3, wait_s=0.01)
+            if got is None:
+                break
+            planner.finish(got.reader_id)  # every range split off turns out to be empty
+    finally:
+        timer.cancel()
+    assert len(splits) <= 2, f"{len(splits)} splits chasing the floor"
+
+
+def test_a_range_nobody_has_read_from_is_not_split() -> None:
+    planner = RangePlanner([Checkpoint("r000")], total=100 * PAGE, page_size=PAGE)
+    planner.next_range(lambda s: None)
+    _first_page_read(planner)
+    splits: list[Split] = []
+    got = planner.next_range(splits.append, idle_readers=1)
+    assert got is not None and len(splits) == 1
+    # r000 reads on, so the new range now holds more of what is left; but only r000 has
+    # shown any events, so a third idle reader splits r000, never the unread new range.
+    top = NEWEST - PAGE * MS_PER_EVENT
+    planner.observe("r000", top, top - 10 * PAGE * MS_PER_EVENT, 10 * PAGE)
+    planner.next_range(splits.append, idle_readers=1, wait_s=0.01)
+    assert len(splits) == 2
+    assert all(s.victim_id == "r000" for s in splits)
