@@ -6,7 +6,13 @@ import threading
 from collections.abc import Mapping
 
 from ..clock import Clock
-from ..errors import CursorExpired, FatalSourceError, StreamAccessDenied, TokenRejected
+from ..errors import (
+    CursorExpired,
+    FatalSourceError,
+    RetriableSourceError,
+    StreamAccessDenied,
+    TokenRejected,
+)
 from ..models import Checkpoint, Page, Position
 from .client import ApiClient
 from .cursor import DEFAULT_CURSOR_TTL_MS, cursor_position, forge_cursor
@@ -56,6 +62,11 @@ class RangeReader:
         Without `wait_for_token`, a token still being issued sends this page to the standard
         endpoint rather than waiting for it."""
         token = self._tokens.current(wait=wait_for_token)
+        if token is None and not wait_for_token:
+            early = self._early_standard(checkpoint)
+            if early is not None:
+                return early
+            token = self._tokens.current()
         page = self._from_feed(checkpoint, token) if token is not None else None
         if page is None:
             page = self._from_standard(checkpoint)
@@ -149,26 +160,39 @@ class RangeReader:
             return forge_cursor(Position(checkpoint.hi_ms + 1, ""), now_ms, self._cursor_ttl_ms)
         return None
 
+    def _early_standard(self, checkpoint: Checkpoint) -> Page | None:
+        """One try at the standard endpoint while the first token is on its way; None when it
+        fails in any way that waiting would cure (its window spent, a timeout): the token is
+        then the quicker way."""
+        cursor = self._standard_cursor(checkpoint, keep_cursor=True)
+        try:
+            page = self._standard_attempt(cursor)
+        except (RetriableSourceError, CursorExpired):
+            return None
+        return self._guard(page, cursor)
+
     def _standard_once(self, cursor: str | None) -> Page:
-        def attempt() -> Page:
-            self._budget.acquire(self._stop)
-            answered = False
+        return self._retry.call(
+            lambda: self._standard_attempt(cursor), endpoint="the events endpoint"
+        )
 
-            def observe(headers: Mapping[str, str]) -> None:
-                nonlocal answered
-                answered = True
-                self._budget.observe(headers)
+    def _standard_attempt(self, cursor: str | None) -> Page:
+        self._budget.acquire(self._stop)
+        answered = False
 
-            try:
-                return self._client.events_page(cursor, self._page_size, on_headers=observe)
-            except RateLimited as exc:
-                self._budget.pause(exc.retry_after)
-                raise
-            finally:
-                if not answered:
-                    self._budget.observe({})
+        def observe(headers: Mapping[str, str]) -> None:
+            nonlocal answered
+            answered = True
+            self._budget.observe(headers)
 
-        return self._retry.call(attempt, endpoint="the events endpoint")
+        try:
+            return self._client.events_page(cursor, self._page_size, on_headers=observe)
+        except RateLimited as exc:
+            self._budget.pause(exc.retry_after)
+            raise
+        finally:
+            if not answered:
+                self._budget.observe({})
 
     # Both
 

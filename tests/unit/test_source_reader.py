@@ -527,3 +527,31 @@ def test_the_first_page_need_not_wait_for_a_token_on_its_way() -> None:
     # The feed goes on from the last stored instant, inclusive: that event comes again.
     ids = list(dict.fromkeys(r["id"] for r in first.records + second.records))
     assert ids == [i for _, i in service.events[:5]]
+
+
+def test_a_spent_standard_window_makes_the_first_page_wait_for_the_token_instead() -> None:
+    clock = FakeClock()
+    service = Service(clock, _events(9))
+    service.faults.append(
+        (429, {"error": "Too Many Requests", "message": "x", "code": "RATE_LIMIT_EXCEEDED"})
+    )
+    gate = threading.Event()
+    config = SourceConfig(BASE, KEY, None, page_size=3, max_attempts=4, readers=2)
+    client = ApiClient(BASE, KEY, clock=clock)
+
+    def issue() -> Mapping[str, Any]:
+        gate.wait(5)
+        return client.request_stream_token()
+
+    source = Source(config, client, clock, threading.Event(), tokens=StreamTokens(clock, issue))
+    opener = threading.Timer(0.2, gate.set)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        service.install(mock)
+        source.prepare()
+        opener.start()
+        page = source.reader().fetch(Checkpoint("r1"), wait_for_token=False)
+    opener.cancel()
+    # One refused try at the standard endpoint, no retry there: the page came from the feed.
+    assert page.endpoint == "feed"
+    assert [kind for kind, _ in service.log if kind != "stream-access"] == ["standard", "feed"]
+    assert [r["id"] for r in page.records] == [i for _, i in service.events[:3]]
