@@ -504,9 +504,8 @@ def test_fetch_total_reports_meta_total() -> None:
     assert service.log[-1] == ("standard", {"limit": "1"})
 
 
-def test_the_first_page_need_not_wait_for_a_token_on_its_way() -> None:
-    clock = FakeClock()
-    service = Service(clock, _events(9))
+def _source_with_gated_token(clock: FakeClock) -> tuple[Source, threading.Event]:
+    """A source whose token request is held until the returned event is set."""
     gate = threading.Event()
     config = SourceConfig(BASE, KEY, None, page_size=3, max_attempts=4, readers=2)
     client = ApiClient(BASE, KEY, clock=clock)
@@ -515,7 +514,13 @@ def test_the_first_page_need_not_wait_for_a_token_on_its_way() -> None:
         gate.wait(5)
         return client.request_stream_token()
 
-    source = Source(config, client, clock, threading.Event(), tokens=StreamTokens(clock, issue))
+    return Source(config, client, clock, threading.Event(), tokens=StreamTokens(clock, issue)), gate
+
+
+def test_the_first_page_need_not_wait_for_a_token_on_its_way() -> None:
+    clock = FakeClock()
+    service = Service(clock, _events(9))
+    source, gate = _source_with_gated_token(clock)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
         source.prepare()
@@ -535,15 +540,7 @@ def test_a_spent_standard_window_makes_the_first_page_wait_for_the_token_instead
     service.faults.append(
         (429, {"error": "Too Many Requests", "message": "x", "code": "RATE_LIMIT_EXCEEDED"})
     )
-    gate = threading.Event()
-    config = SourceConfig(BASE, KEY, None, page_size=3, max_attempts=4, readers=2)
-    client = ApiClient(BASE, KEY, clock=clock)
-
-    def issue() -> Mapping[str, Any]:
-        gate.wait(5)
-        return client.request_stream_token()
-
-    source = Source(config, client, clock, threading.Event(), tokens=StreamTokens(clock, issue))
+    source, gate = _source_with_gated_token(clock)
     opener = threading.Timer(0.2, gate.set)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
