@@ -10,12 +10,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from .display import Reporter
 from .errors import DatabaseError
 from .localpg import LocalPostgres
 from .mockapi import MockConfig, running_mock
-from .pipeline import Ingest, IngestOutcome
-from .progress import Reporter
-from .settings import Settings, redact_url
+from .pipeline import IngestOutcome, run_ingest
+from .redact import redact_url
+from .settings import Settings
 from .sink import connect, drop_database
 from .verify import Verdict, verify
 
@@ -74,7 +75,7 @@ def run_demo(
         run_settings = settings.with_overrides(
             database_url=dsn, api_url=mock.url, api_key=DEMO_KEY, token=None
         )
-        outcome = Ingest(run_settings, reporter, stop).run()
+        outcome = run_ingest(run_settings, reporter, stop)
         verdict = verify(run_settings, expected=events)
     reporter.log("demo database", url=redact_url(dsn))
     return DemoResult(outcome, verdict, dsn)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 Endpoint = Literal["feed", "standard"]
@@ -54,13 +54,13 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """Where one reader stands within its time range; saved with the batch it describes.
+    """Where one range stands; saved with the batch it describes.
 
-    A reader covers events whose timestamps lie in [lo_ms, hi_ms] (inclusive, None = open).
+    A range covers events whose timestamps lie in [lo_ms, hi_ms] (inclusive, None = open).
     `position` is the last event stored; `cursor` the service's cursor after it, if any.
     """
 
-    reader_id: str
+    range_id: str
     hi_ms: int | None = None
     lo_ms: int | None = None
     cursor: str | None = None
@@ -73,28 +73,13 @@ class Checkpoint:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """What the writer commits in one transaction: rows, rejects and the reader's new checkpoint."""
+    """What the writer commits in one transaction: rows, rejects and the range's new checkpoint.
+
+    `copy_rows` are the events already encoded for COPY, built by the reader thread so the
+    writer spends its time in the database, not in Python."""
 
     events: list[Event]
     rejected: list[Rejected]
     checkpoint: Checkpoint
+    copy_rows: bytes
     fetched: int = 0
-    # The events already encoded as COPY rows for writer 0, built by the reader thread so the
-    # writer spends its time in the database, not in Python.
-    copy_rows: bytes | None = None
-
-
-@dataclass(slots=True)
-class RunStats:
-    """Running totals of one ingest run, read by progress and the final summary."""
-
-    fetched: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    pages: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    rate_wait_s: float = 0.0
-    total: int | None = None
-    endpoint_pages: dict[str, int] = field(default_factory=dict)

@@ -14,8 +14,6 @@ from dataclasses import dataclass, replace
 
 from .models import Checkpoint
 
-MIN_PAGES_TO_SPLIT = 1
-
 
 @dataclass
 class RangeProgress:
@@ -30,10 +28,11 @@ class RangeProgress:
 
 @dataclass(frozen=True)
 class Split:
-    """A split decided by the planner: the victim's new lower bound and the new ranges below it."""
+    """A split decided by the planner: the parent range's new lower bound and the new ranges
+    below it."""
 
-    victim_id: str
-    victim_lo_ms: int
+    parent_id: str
+    parent_lo_ms: int
     new_ranges: list[Checkpoint]
 
 
@@ -47,7 +46,6 @@ class RangePlanner:
     def __init__(
         self,
         checkpoints: list[Checkpoint],
-        total: int | None,
         page_size: int,
         stored_before: int = 0,
     ) -> None:
@@ -57,11 +55,11 @@ class RangePlanner:
         self._ranges: dict[str, RangeProgress] = {}
         for cp in checkpoints:
             pos = cp.position.ts_ms if cp.position else None
-            self._ranges[cp.reader_id] = RangeProgress(cp, top_ms=pos, pos_ms=pos)
-        self.total = total
+            self._ranges[cp.range_id] = RangeProgress(cp, top_ms=pos, pos_ms=pos)
+        self.total: int | None = None
         self.page_size = page_size
         self._stored_before = stored_before
-        self._seq = max((_seq_of(cp.reader_id) for cp in checkpoints), default=0)
+        self._seq = max((_seq_of(cp.range_id) for cp in checkpoints), default=0)
         self._closed = False
 
     # -- state fed by readers -------------------------------------------------------------
@@ -70,10 +68,10 @@ class RangePlanner:
             if total is not None:
                 self.total = total
 
-    def observe(self, reader_id: str, newest_ms: int | None, oldest_ms: int | None, n: int) -> None:
+    def observe(self, range_id: str, newest_ms: int | None, oldest_ms: int | None, n: int) -> None:
         """Record a fetched page's span so later splits know the event density."""
         with self._lock:
-            rp = self._ranges[reader_id]
+            rp = self._ranges[range_id]
             if newest_ms is not None and (rp.top_ms is None or newest_ms > rp.top_ms):
                 rp.top_ms = newest_ms
             if oldest_ms is not None and (rp.pos_ms is None or oldest_ms < rp.pos_ms):
@@ -81,17 +79,17 @@ class RangePlanner:
             rp.fetched += n
             self._lock.notify_all()
 
-    def finish(self, reader_id: str) -> None:
+    def finish(self, range_id: str) -> None:
         with self._lock:
-            rp = self._ranges[reader_id]
+            rp = self._ranges[range_id]
             rp.checkpoint = replace(rp.checkpoint, finished=True)
             rp.assigned = False
             self._lock.notify_all()
 
-    def release(self, reader_id: str) -> None:
+    def release(self, range_id: str) -> None:
         """A reader stopped without finishing its range (stop flag or error)."""
         with self._lock:
-            self._ranges[reader_id].assigned = False
+            self._ranges[range_id].assigned = False
             self._lock.notify_all()
 
     def close(self) -> None:
@@ -99,9 +97,9 @@ class RangePlanner:
             self._closed = True
             self._lock.notify_all()
 
-    def bounds(self, reader_id: str) -> tuple[int | None, int | None]:
+    def bounds(self, range_id: str) -> tuple[int | None, int | None]:
         with self._lock:
-            cp = self._ranges[reader_id].checkpoint
+            cp = self._ranges[range_id].checkpoint
             return cp.lo_ms, cp.hi_ms
 
     def unfinished(self) -> int:
@@ -126,16 +124,16 @@ class RangePlanner:
                     persist_split(split)  # durable before any reader relies on it
                     self._apply(split)
                     first = split.new_ranges[0]
-                    self._ranges[first.reader_id].assigned = True
+                    self._ranges[first.range_id].assigned = True
                     return first
                 self._lock.wait(wait_s)
             return None
 
     def _apply(self, split: Split) -> None:
-        victim = self._ranges[split.victim_id]
-        victim.checkpoint = replace(victim.checkpoint, lo_ms=split.victim_lo_ms)
+        parent = self._ranges[split.parent_id]
+        parent.checkpoint = replace(parent.checkpoint, lo_ms=split.parent_lo_ms)
         for cp in split.new_ranges:
-            self._ranges[cp.reader_id] = RangeProgress(cp, top_ms=cp.hi_ms, pos_ms=cp.hi_ms)
+            self._ranges[cp.range_id] = RangeProgress(cp, top_ms=cp.hi_ms, pos_ms=cp.hi_ms)
 
     def _density(self) -> float | None:
         events = 0
@@ -200,24 +198,20 @@ class RangePlanner:
         if best is None:
             return None
         remaining, rp, start, floor = best
-        pieces = min(idle_readers + 1, int(remaining // (self.page_size * MIN_PAGES_TO_SPLIT)))
+        pieces = min(idle_readers + 1, int(remaining // self.page_size))
         if pieces < 2 or start - floor < pieces * 2:
             return None
         step = (start - floor) // pieces
         cuts = [start - step * k for k in range(1, pieces)]
-        victim = rp.checkpoint
+        parent = rp.checkpoint
         new_ranges: list[Checkpoint] = []
         for i, hi in enumerate(cuts):
-            lo = cuts[i + 1] if i + 1 < len(cuts) else victim.lo_ms
+            lo = cuts[i + 1] if i + 1 < len(cuts) else parent.lo_ms
             self._seq += 1
-            new_ranges.append(Checkpoint(reader_id=f"r{self._seq:03d}", hi_ms=hi, lo_ms=lo))
-        return Split(victim.reader_id, cuts[0], new_ranges)
-
-    def snapshot(self) -> list[RangeProgress]:
-        with self._lock:
-            return [replace(rp) for rp in self._ranges.values()]
+            new_ranges.append(Checkpoint(range_id=f"r{self._seq:03d}", hi_ms=hi, lo_ms=lo))
+        return Split(parent.range_id, cuts[0], new_ranges)
 
 
-def _seq_of(reader_id: str) -> int:
-    digits = reader_id.lstrip("r")
+def _seq_of(range_id: str) -> int:
+    digits = range_id.lstrip("r")
     return int(digits) if digits.isdigit() else 0

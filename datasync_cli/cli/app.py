@@ -9,13 +9,26 @@ import typer
 from dotenv import load_dotenv
 
 from .. import __version__
-from . import admin, demo, ingest, mock_api
-from .common import State
+from ..errors import EXIT_CODE_MEANINGS
+from .demo import demo
+from .export_ids import export_ids
+from .funnel import DebugOption, State
+from .ingest import ingest
+from .migrate import migrate
+from .mock_api import mock_api
+from .reset_cursor import reset_cursor
+from .status import status
+from .verify import verify
+
+EXIT_CODES_EPILOG = "Exit codes: " + "; ".join(
+    f"{int(code)} {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items()
+)
 
 app = typer.Typer(
     name="datasync",
     help="Move the DataSync Analytics API event stream into PostgreSQL: fast, exactly once, "
     "resumable.",
+    epilog=EXIT_CODES_EPILOG,
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -30,9 +43,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")
-    ] = False,
+    debug: DebugOption = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -45,10 +56,14 @@ def root(
         load_dotenv(env_file, override=False)
 
 
-ingest.register(app)
-admin.register(app)
-mock_api.register(app)
-demo.register(app)
+app.command()(ingest)
+app.command()(migrate)
+app.command()(status)
+app.command("reset-cursor")(reset_cursor)
+app.command()(verify)
+app.command("export-ids")(export_ids)
+app.command("mock-api")(mock_api)
+app.command()(demo)
 
 
 def main() -> None:

@@ -9,58 +9,58 @@ from typing import Annotated
 import typer
 
 from ..demo import run_demo
-from ..errors import Interrupted
-from ..pipeline import summary
-from ..progress import make_reporter
-from .common import LogFormatOpt, build_settings, guarded
-from .ingest import StopOnSignal
+from ..display import make_reporter, package_logs_to
+from ..errors import ExitCode, InterruptedRunError
+from ..runtime import tuned_for_ingest
+from .funnel import command
+from .options import LogFormat, Workers, build_settings
+from .signals import StopOnSignal
+
+Events = Annotated[
+    int, typer.Option("--events", metavar="N", help="Events the local simulator serves.")
+]
+LatencyMs = Annotated[
+    float, typer.Option("--latency-ms", metavar="MS", help="Simulated latency per request.")
+]
+DemoDatabase = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        metavar="DSN",
+        help="Use this database instead of a local one (its tables are kept).",
+        show_default=False,
+    ),
+]
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def demo(
-        events: Annotated[
-            int, typer.Option("--events", help="Events the local simulator serves.")
-        ] = 200_000,
-        latency_ms: Annotated[
-            float, typer.Option("--latency-ms", help="Simulated latency per request.")
-        ] = 100.0,
-        workers: Annotated[
-            int | None, typer.Option("--workers", help="Parallel readers.")
-        ] = None,
-        database_url: Annotated[
-            str | None,
-            typer.Option(
-                "--database-url",
-                envvar="DATABASE_URL",
-                help="Use this database instead of a local one (its tables are kept).",
-            ),
-        ] = None,
-        log_format: LogFormatOpt = None,
-    ) -> None:
-        """Run a complete ingest from a local simulator into a local PostgreSQL, then verify."""
-
-        def body() -> None:
-            settings = build_settings(workers=workers, log_format=log_format)
-            reporter = make_reporter(settings.log_format, settings.progress, settings.secrets())
-            stop = threading.Event()
-            with StopOnSignal(stop) as signals:
-                result = run_demo(
-                    settings,
-                    reporter,
-                    stop,
-                    events=events,
-                    latency_ms=latency_ms,
-                    configured_db=database_url,
-                    workdir=Path.cwd(),
-                )
-            reporter.finish(summary(result.outcome))
-            if signals.signum is not None:
-                raise Interrupted(signals.signum)
-            reporter.log(("verify ok: " if result.verdict.ok else "verify FAILED: ")
-                         + result.verdict.explain())
-            if not result.verdict.ok:
-                raise typer.Exit(1)
-            reporter.log("ingestion complete")
-
-        guarded(body)
+@command
+def demo(
+    events: Events = 200_000,
+    latency_ms: LatencyMs = 100.0,
+    workers: Workers = None,
+    database_url: DemoDatabase = None,
+    log_format: LogFormat = None,
+) -> None:
+    """Run a complete ingest from a local simulator into a local PostgreSQL, then verify."""
+    settings = build_settings(workers=workers, log_format=log_format)
+    reporter = make_reporter(settings.log_format, settings.progress, settings.secrets())
+    stop = threading.Event()
+    with StopOnSignal(stop) as signals, tuned_for_ingest(), package_logs_to(reporter):
+        result = run_demo(
+            settings,
+            reporter,
+            stop,
+            events=events,
+            latency_ms=latency_ms,
+            configured_db=database_url,
+            workdir=Path.cwd(),
+        )
+    reporter.finish(result.outcome.summary)
+    if signals.signum is not None:
+        raise InterruptedRunError(signals.signum)
+    reporter.log(("verify ok: " if result.verdict.ok else "verify FAILED: ")
+                 + result.verdict.explain())
+    if not result.verdict.ok:
+        raise typer.Exit(ExitCode.FAILED)
+    reporter.log("ingestion complete")

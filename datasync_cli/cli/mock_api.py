@@ -198,8 +198,3 @@ def mock_api(
         raise typer.BadParameter(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port"
         ) from None
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `mock-api` command to the top-level app."""
-    app.command("mock-api")(mock_api)

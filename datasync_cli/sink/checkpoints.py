@@ -47,7 +47,7 @@ def checkpoint_params(cp: Checkpoint) -> tuple[Any, ...]:
     """The UPSERT_CHECKPOINT_SQL parameters of a checkpoint."""
     position = cp.position
     return (
-        cp.reader_id,
+        cp.range_id,
         cp.hi_ms,
         cp.lo_ms,
         cp.cursor,
@@ -62,11 +62,11 @@ def checkpoint_params(cp: Checkpoint) -> tuple[Any, ...]:
 
 def checkpoint_from_row(row: Sequence[Any]) -> Checkpoint:
     """A Checkpoint from the first ten columns of SELECT_CHECKPOINTS_SQL."""
-    reader_id, hi_ms, lo_ms, cursor, endpoint, last_ts_ms, last_id, events, rejected = row[:9]
+    range_id, hi_ms, lo_ms, cursor, endpoint, last_ts_ms, last_id, events, rejected = row[:9]
     done = row[9]
     position = Position(int(last_ts_ms), str(last_id)) if last_ts_ms is not None else None
     return Checkpoint(
-        reader_id=reader_id,
+        range_id=range_id,
         hi_ms=hi_ms,
         lo_ms=lo_ms,
         cursor=cursor,
@@ -186,7 +186,7 @@ class CheckpointStore:
         unfinished reader not among them is deleted (its range now belongs to the new ones).
         Finished readers not named stay, as the record of ranges already covered, unless
         `replace_all`."""
-        ids = [cp.reader_id for cp in checkpoints]
+        ids = [cp.range_id for cp in checkpoints]
         unless = "" if replace_all else "NOT finished AND "
 
         def body(cur: Cursor) -> None:
@@ -197,15 +197,15 @@ class CheckpointStore:
         self._run("saving the reader plan", body)
 
     def split_range(
-        self, victim_id: str, victim_lo_ms: int | None, new_ranges: Sequence[Checkpoint]
+        self, parent_id: str, parent_lo_ms: int | None, new_ranges: Sequence[Checkpoint]
     ) -> None:
-        """Hand the older part of a reader's range to new readers, atomically: the victim's
-        lower bound moves up to `victim_lo_ms` and the new readers' checkpoints appear."""
+        """Hand the older part of a reader's range to new readers, atomically: the split range's
+        lower bound moves up to `parent_lo_ms` and the new readers' checkpoints appear."""
 
         def body(cur: Cursor) -> None:
             cur.execute(
                 "UPDATE cursor_state SET lo_ms = %s, updated_at = now() WHERE reader_id = %s",
-                (victim_lo_ms, victim_id),
+                (parent_lo_ms, parent_id),
             )
             for cp in new_ranges:
                 cur.execute(UPSERT_CHECKPOINT_SQL, checkpoint_params(cp))

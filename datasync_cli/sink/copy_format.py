@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..models import Event
+from ..models import Batch, Checkpoint, Event, Rejected
 
-STAGING_COLUMNS = ("writer_id", "id", "event_type", "ts_us", "data")
+STAGING_COLUMNS = ("id", "event_type", "ts_us", "data")
 NULL = "\\N"
 
 _SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -30,15 +30,21 @@ def escape_json(data: str) -> str:
     return data.replace("\\", "\\\\")
 
 
-def encode_rows(events: Iterable[Event], writer_id: int) -> bytes:
+def encode_rows(events: Iterable[Event]) -> bytes:
     """The staging rows of a batch (columns STAGING_COLUMNS), UTF-8 encoded."""
-    prefix = f"{int(writer_id)}\t"
     special = _SPECIAL
     backslash, doubled = "\\", "\\\\"
     lines = [
-        f"{prefix}{e.id.translate(special)}\t"
+        f"{e.id.translate(special)}\t"
         f"{NULL if e.event_type is None else e.event_type.translate(special)}\t"
         f"{e.ts_us}\t{e.data.replace(backslash, doubled)}\n"
         for e in events
     ]
     return "".join(lines).encode("utf-8")
+
+
+def make_batch(
+    events: list[Event], rejected: list[Rejected], checkpoint: Checkpoint, fetched: int = 0
+) -> Batch:
+    """A batch with its COPY rows encoded (in the caller's thread, not the writer's)."""
+    return Batch(events, rejected, checkpoint, encode_rows(events), fetched)

@@ -6,16 +6,16 @@ module goes through `scrub`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
-from urllib.parse import quote, unquote
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import errorcodes, sql
 
 from ..errors import DatabaseError
-from ..settings import dsn_password
+from ..redact import Scrubber, dsn_password
 
 Connection = psycopg2.extensions.connection
 
@@ -23,8 +23,6 @@ APPLICATION_NAME = "datasync"
 CONNECT_TIMEOUT_S = 10
 MAINTENANCE_DATABASES = ("postgres", "template1")
 
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 # SQLSTATEs after which the session is gone and a new connection is the only way on.
 _SESSION_GONE = {
@@ -40,23 +38,12 @@ _START_HINT = "start PostgreSQL or point --database-url / DATABASE_URL at a runn
 
 def scrub(text: str, dsn: str | None = None) -> str:
     """`text` without the DSN's password, in any of the spellings libpq may echo back."""
-    spellings: set[str] = set()
+    scrubber = Scrubber()
     if dsn:
-        raw = dsn_password(dsn)
-        if raw:
-            spellings |= {raw, unquote(raw)}
-        try:
-            parsed = psycopg2.extensions.parse_dsn(dsn).get("password")
-        except psycopg2.Error:
-            parsed = None
-        if parsed:
-            spellings.add(parsed)
-    for secret in list(spellings):
-        spellings |= {quote(secret, safe=""), quote(secret)}
-    for secret in sorted(spellings, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    text = _URL_PASSWORD.sub(r"\1***@", text)
-    return _KV_PASSWORD.sub(r"\1***", text)
+        scrubber.add(dsn_password(dsn))
+        with contextlib.suppress(psycopg2.Error):
+            scrubber.add(psycopg2.extensions.parse_dsn(dsn).get("password"))
+    return scrubber(text)
 
 
 def describe(dsn: str) -> str:

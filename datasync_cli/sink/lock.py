@@ -10,7 +10,7 @@ from types import TracebackType
 
 import psycopg2
 
-from ..errors import LockHeld
+from ..errors import LockHeldError
 from .db import Connection, connect, operation_error
 
 # Fixed key shared by every datasync version: "datasync" in ASCII.
@@ -29,7 +29,7 @@ LIMIT 1
 
 
 class IngestLock:
-    """Context manager: acquire on enter (or raise LockHeld), release on exit."""
+    """Context manager: acquire on enter (or raise LockHeldError), release on exit."""
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
@@ -61,7 +61,7 @@ class IngestLock:
             conn.close()
             raise operation_error(exc, "taking the ingest lock", self._dsn) from None
         conn.close()
-        raise LockHeld(
+        raise LockHeldError(
             "another datasync ingest is already running against this database" + holder,
             "wait for it to finish or stop it; two ingests at once are refused",
         )
@@ -101,7 +101,7 @@ class IngestLock:
     def reassert(self) -> bool:
         """Check the lock is still ours; if its session died, take it again.
 
-        Returns True when the lock had to be taken again. Raises LockHeld when another ingest
+        Returns True when the lock had to be taken again. Raises LockHeldError when another ingest
         took it meanwhile, and DatabaseError when the server cannot be reached (try later).
         """
         if self.held():

@@ -40,8 +40,8 @@ class StoredCheckpoint:
     age_s: float
 
     @property
-    def reader_id(self) -> str:
-        return self.checkpoint.reader_id
+    def range_id(self) -> str:
+        return self.checkpoint.range_id
 
     @property
     def finished(self) -> bool:
@@ -50,7 +50,7 @@ class StoredCheckpoint:
     def as_dict(self) -> dict[str, Any]:
         cp = self.checkpoint
         return {
-            "reader_id": cp.reader_id,
+            "reader_id": cp.range_id,
             "hi_ms": cp.hi_ms,
             "lo_ms": cp.lo_ms,
             "last_ts_ms": cp.position.ts_ms if cp.position else None,

@@ -8,27 +8,31 @@ from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..models import Checkpoint, Page
-from ..settings import DEFAULT_PAGE_SIZE, DEFAULT_WORKERS, Settings
+from ..settings import DEFAULTS, Settings
 from .client import ApiClient, parse_page
 from .cursor import cursor_position, decode_cursor, encode_cursor, forge_cursor
-from .faults import RateLimited, Stopped
+from .errors import RateLimitedError, StopRequestedError
 from .feedthrottle import FeedThrottle
+from .pagination import Advance, FeedRequest, RangeCursor
 from .ratebudget import RateBudget
 from .reader import RangeReader
 from .retry import RetryPolicy
 from .token import StreamToken, StreamTokens
 
 __all__ = [
+    "Advance",
     "ApiClient",
+    "FeedRequest",
     "FeedThrottle",
+    "RangeCursor",
     "RangeReader",
     "RateBudget",
-    "RateLimited",
+    "RateLimitedError",
     "RetryPolicy",
     "Source",
     "SourceConfig",
-    "SourceStats",
-    "Stopped",
+    "SourceHealth",
+    "StopRequestedError",
     "StreamToken",
     "StreamTokens",
     "cursor_position",
@@ -51,12 +55,12 @@ class SourceConfig:
     base_url: str
     api_key: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
-    page_size: int = DEFAULT_PAGE_SIZE
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    max_attempts: int = 8
-    token_ttl: float = 300.0
-    readers: int = DEFAULT_WORKERS
+    page_size: int = DEFAULTS.page_size
+    connect_timeout: float = DEFAULTS.connect_timeout_s
+    read_timeout: float = DEFAULTS.read_timeout_s
+    max_attempts: int = DEFAULTS.max_attempts
+    token_ttl: float = DEFAULTS.token_ttl_s
+    readers: int = DEFAULTS.workers
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceConfig:
@@ -74,7 +78,7 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
-class SourceStats:
+class SourceHealth:
     """A snapshot for the progress display and the summary."""
 
     retries: int
@@ -135,14 +139,15 @@ class Source:
 
     def probe(self, limit: int = 1) -> Page:
         """The newest `limit` events and meta.total, by the same paths a reader takes."""
-        return self.reader(limit).fetch(Checkpoint("probe"))
+        return self.reader(limit).fetch(RangeCursor(Checkpoint("probe")))
 
     def info(self) -> dict[str, Any]:
         """The API's self-description, retried on timeouts; proves URL and key."""
         return self.retry.call(self.client.info, endpoint="the API base")
 
-    def stats(self) -> SourceStats:
-        return SourceStats(
+    def health(self) -> SourceHealth:
+        """Retries, 429s, waits and the token, for the display and the summary."""
+        return SourceHealth(
             retries=self.retry.retries,
             rate_limited=self.budget.throttled + self.throttle.throttled,
             rate_wait_s=self.budget.waited_s + self.throttle.waited_s,

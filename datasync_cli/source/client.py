@@ -13,17 +13,17 @@ from requests.adapters import HTTPAdapter
 
 from .. import __version__
 from ..clock import Clock, SystemClock
-from ..errors import (
-    AuthError,
-    CursorExpired,
-    FatalSourceError,
-    RetriableSourceError,
-    StreamAccessDenied,
-    TokenRejected,
-)
+from ..errors import FatalSourceError, RetriableSourceError
 from ..models import Endpoint, Page
-from ..settings import redact_url
-from .faults import RateLimited
+from ..redact import Scrubber, redact_url
+from ..settings import DEFAULTS
+from .errors import (
+    AuthError,
+    CursorExpiredError,
+    RateLimitedError,
+    StreamAccessDeniedError,
+    TokenRejectedError,
+)
 from .headers import header, retry_after
 from .token import StreamToken
 
@@ -109,8 +109,8 @@ class ApiClient:
         base_url: str,
         api_key: str | None,
         *,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
+        connect_timeout: float = DEFAULTS.connect_timeout_s,
+        read_timeout: float = DEFAULTS.read_timeout_s,
         pool_size: int = 64,
         clock: Clock | None = None,
         session: requests.Session | None = None,
@@ -121,7 +121,7 @@ class ApiClient:
         self._key = api_key
         self._timeout = (connect_timeout, read_timeout)
         self._clock: Clock = clock or SystemClock()
-        self._secrets: set[str] = {api_key} if api_key else set()
+        self.scrub = Scrubber([api_key] if api_key else [])
         self._session = session or requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("http://", adapter)
@@ -178,7 +178,7 @@ class ApiClient:
         on_headers: HeadersHook | None = None,
     ) -> Page:
         """One page of the feed; since/until bound event timestamps (inclusive)."""
-        self._secrets.add(token.value)
+        self.scrub.add(token.value)
         params: dict[str, str | int] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
@@ -223,13 +223,7 @@ class ApiClient:
                 raise RetriableSourceError("the stream-access answer is not a JSON object")
             self._stream_access_path = url
             return body
-        raise StreamAccessDenied("the API has no stream-access endpoint (HTTP 404)")
-
-    def scrub(self, text: str) -> str:
-        """`text` with every secret this client knows replaced by ***."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        raise StreamAccessDeniedError("the API has no stream-access endpoint (HTTP 404)")
 
     def _on_host(self, endpoint: str) -> str:
         # An endpoint on another host would receive our key: keep only its path.
@@ -287,16 +281,16 @@ class ApiClient:
             raise AuthError(f"the API refused the key ({label})", KEY_HINT)
         if status == 429:
             wait = retry_after(response.headers, body, self._clock.wall())
-            raise RateLimited(f"{label} (rate limited)", retry_after=wait)
+            raise RateLimitedError(f"{label} (rate limited)", retry_after=wait)
         if status == 400 and code in CURSOR_CODES:
-            raise CursorExpired(detail)
+            raise CursorExpiredError(detail)
         if status == 403:
             if code == "INVALID_STREAM_TOKEN" or (feed and code != "DASHBOARD_REQUIRED"):
-                raise TokenRejected(detail)
+                raise TokenRejectedError(detail)
             if code == "DASHBOARD_REQUIRED" or token_request:
-                raise StreamAccessDenied(detail)
+                raise StreamAccessDeniedError(detail)
         if feed and status == 404:
-            raise StreamAccessDenied(f"{detail} (the feed endpoint is not there)")
+            raise StreamAccessDeniedError(f"{detail} (the feed endpoint is not there)")
         if status == 404:
             raise FatalSourceError(detail, URL_HINT)
         if status in (408, 425) or status >= 500:

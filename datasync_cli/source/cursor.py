@@ -12,9 +12,10 @@ import json
 from typing import Any
 
 from ..models import Position
+from ..settings import DEFAULTS
 
 CURSOR_VERSION = 2
-DEFAULT_CURSOR_TTL_MS = 117_000
+DEFAULT_CURSOR_TTL_MS = int(DEFAULTS.cursor_ttl_s * 1000)
 
 
 def encode_cursor(event_id: str, ts_ms: int, exp_ms: int) -> str:

@@ -8,7 +8,7 @@ import threading
 from collections import deque
 
 from ..clock import Clock
-from .faults import Stopped
+from .errors import StopRequestedError
 
 POLL_S = 0.05
 QUICK_BACKOFF = 0.6
@@ -107,12 +107,12 @@ class FeedThrottle:
         """Block until a feed request may be sent; return its send time (monotonic)."""
         while True:
             if stop is not None and stop.is_set():
-                raise Stopped()
+                raise StopRequestedError()
             wait = self.try_acquire()
             if wait <= 0:
                 return self._clock.monotonic()
             if self._clock.sleep(wait, stop):
-                raise Stopped()
+                raise StopRequestedError()
 
     def try_acquire(self) -> float:
         """Take a slot and return 0.0, or return how many seconds to wait before asking again."""

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping
 
 from ..clock import Clock
-from .faults import Stopped
+from .errors import StopRequestedError
 from .headers import delay_seconds, header, header_int
 
 # Window resets are announced in whole seconds and the server's clock is not ours.
@@ -57,15 +57,15 @@ class RateBudget:
         return self._remaining
 
     def acquire(self, stop: threading.Event | None = None) -> None:
-        """Block until a request may be sent; raise Stopped when `stop` is raised meanwhile."""
+        """Block until a request may be sent; raise StopRequestedError on `stop`."""
         while True:
             if stop is not None and stop.is_set():
-                raise Stopped()
+                raise StopRequestedError()
             wait = self.try_acquire()
             if wait <= 0:
                 return
             if self._clock.sleep(wait, stop):
-                raise Stopped()
+                raise StopRequestedError()
 
     def try_acquire(self) -> float:
         """Take a slot and return 0.0, or return how many seconds to wait before asking again."""

@@ -9,12 +9,12 @@ from typing import TypeVar
 
 from ..clock import Clock
 from ..errors import FatalSourceError, RetriableSourceError
-from .faults import RateLimited, Stopped
+from ..settings import DEFAULTS
+from .errors import RateLimitedError, StopRequestedError
 
 T = TypeVar("T")
 
 GIVE_UP_HINT = "the service is failing; rerun later: ingest resumes from its checkpoint"
-DEFAULT_MAX_ATTEMPTS = 8
 # 429s are the service pacing us, not failing: they get a much larger allowance.
 DEFAULT_MAX_THROTTLED = 100
 
@@ -24,7 +24,7 @@ class RetryPolicy:
 
     A 429 waits its Retry-After (told to `on_throttled` so shared pacing can pause every reader)
     and counts against its own, larger allowance. Waiting is interruptible: when `stop` is raised
-    the call raises Stopped. Thread-safe; one policy can serve every reader.
+    the call raises StopRequestedError. Thread-safe; one policy can serve every reader.
     """
 
     def __init__(
@@ -32,7 +32,7 @@ class RetryPolicy:
         clock: Clock,
         stop: threading.Event | None = None,
         *,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int = DEFAULTS.max_attempts,
         max_throttled: int = DEFAULT_MAX_THROTTLED,
         base_s: float = 0.5,
         factor: float = 2.0,
@@ -78,10 +78,10 @@ class RetryPolicy:
         throttled = 0
         while True:
             if self._stop is not None and self._stop.is_set():
-                raise Stopped()
+                raise StopRequestedError()
             try:
                 return fn()
-            except RateLimited as exc:
+            except RateLimitedError as exc:
                 throttled += 1
                 with self._lock:
                     self._throttled += 1
@@ -98,7 +98,7 @@ class RetryPolicy:
                     self._retries += 1
                 delay = self.backoff(failures)
             if self._clock.sleep(delay, self._stop):
-                raise Stopped()
+                raise StopRequestedError()
 
     @staticmethod
     def _give_up(endpoint: str, attempts: int, last: RetriableSourceError) -> FatalSourceError:

@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from ..clock import Clock
 from ..errors import SourceError
+from ..settings import DEFAULTS
 
 DEFAULT_FEED_PATH = "/api/v1/events/d4ta/x7k9/feed"
 DEFAULT_TOKEN_HEADER = "X-Stream-Token"
-DEFAULT_TOKEN_TTL_S = 300.0
 # After a token could not be had, ask again no more often than this.
 RETRY_EVERY_S = 60.0
 # Renew when less than this share of the token's life is left (at least 60 s, at most half).
@@ -48,7 +48,7 @@ class StreamTokens:
         clock: Clock,
         issue: TokenIssuer | None,
         supplied: str | None = None,
-        token_ttl: float = DEFAULT_TOKEN_TTL_S,
+        token_ttl: float = DEFAULTS.token_ttl_s,
         retry_every_s: float = RETRY_EVERY_S,
     ) -> None:
         self._clock = clock
@@ -96,7 +96,7 @@ class StreamTokens:
         # `finally` clears the in-flight flag), and readers ask again when they need a token.
         try:
             self._renew()
-        except Exception:  # Stopped, or a transport error outside SourceError
+        except Exception:  # StopRequestedError, or a transport error outside SourceError
             return
 
     def current(self, wait: bool = True) -> StreamToken | None:

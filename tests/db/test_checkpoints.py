@@ -17,7 +17,7 @@ Query = Any
 
 
 def cp(reader: str, **fields: Any) -> Checkpoint:
-    return Checkpoint(reader_id=reader, **fields)
+    return Checkpoint(range_id=reader, **fields)
 
 
 def test_empty_store(migrated_url: str) -> None:
@@ -56,9 +56,9 @@ def test_save_plan_keeps_finished_ranges_and_drops_replaced_ones(migrated_url: s
 
 
 def test_split_range_moves_the_victims_bound_and_adds_readers(migrated_url: str) -> None:
-    victim = cp("r0", hi_ms=1000, lo_ms=0, position=Position(900, "x"), events=7)
+    parent = cp("r0", hi_ms=1000, lo_ms=0, position=Position(900, "x"), events=7)
     with CheckpointStore(migrated_url) as store:
-        store.save(victim)
+        store.save(parent)
         store.split_range("r0", 500, [cp("r1", hi_ms=499, lo_ms=250), cp("r2", hi_ms=249, lo_ms=0)])
         assert store.load_all() == [
             cp("r0", hi_ms=1000, lo_ms=500, position=Position(900, "x"), events=7),

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from datasync_cli.errors import LockHeld
+from datasync_cli.errors import LockHeldError
 from datasync_cli.sink import IngestLock
 
 pytestmark = pytest.mark.db
@@ -17,7 +17,7 @@ Query = Any
 def test_second_lock_is_refused_with_the_holder(migrated_url: str) -> None:
     with IngestLock(migrated_url) as held:
         assert held.held()
-        with pytest.raises(LockHeld) as caught:
+        with pytest.raises(LockHeldError) as caught:
             IngestLock(migrated_url).acquire()
     error = caught.value
     assert error.message.startswith(

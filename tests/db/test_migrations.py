@@ -24,7 +24,6 @@ CONTRACT_COLUMNS = {
         "ingested_at": "timestamp with time zone",
     },
     "staging_events": {
-        "writer_id": "integer",
         "id": "text",
         "event_type": "text",
         "ts_us": "bigint",

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datasync_cli.models import Batch, Checkpoint, Event, Rejected
+from datasync_cli.models import Checkpoint, Event, Rejected
 from datasync_cli.sink import CopyWriter
-from datasync_cli.sink.copy_format import STAGING_COLUMNS, encode_rows
+from datasync_cli.sink.copy_format import STAGING_COLUMNS, encode_rows, make_batch
 from datasync_cli.transform import MAX_TS_US, MIN_TS_US, transform_record
 
 pytestmark = pytest.mark.db
@@ -45,7 +45,7 @@ json_value = st.recursive(
 
 
 def checkpoint() -> Checkpoint:
-    return Checkpoint(reader_id="prop")
+    return Checkpoint(range_id="prop")
 
 
 @PROPERTY
@@ -63,12 +63,12 @@ def test_any_text_survives_copy_into_staging(
         with conn.cursor() as cur:
             cur.copy_expert(
                 f"COPY staging_events ({', '.join(STAGING_COLUMNS)}) FROM STDIN",
-                io.BytesIO(encode_rows(events, writer_id=5)),
+                io.BytesIO(encode_rows(events)),
             )
         conn.commit()
     finally:
         conn.close()
-    back = query("SELECT id, event_type, ts_us, data FROM staging_events WHERE writer_id = 5")
+    back = query("SELECT id, event_type, ts_us, data FROM staging_events")
     expected = [(e.id, e.event_type, e.ts_us, e.data) for e in events]
     assert sorted(back, key=lambda r: r[2]) == expected
 
@@ -92,7 +92,7 @@ def test_any_record_is_stored_exactly_or_rejected(
     events = [result] if isinstance(result, Event) else []
     rejected = [result] if isinstance(result, Rejected) else []
     with CopyWriter(migrated_url) as writer:
-        outcome = writer.write(Batch(events, rejected, checkpoint()))
+        outcome = writer.write(make_batch(events, rejected, checkpoint()))
     if isinstance(result, Event):
         assert outcome.inserted == 1
         # Compared by PostgreSQL against text from a different serializer (ASCII escapes).
@@ -117,7 +117,7 @@ def test_every_instant_in_range_is_stored_exactly(
     query("TRUNCATE ingested_events")
     events = [Event(id=str(us), event_type=None, ts_us=us, data="{}") for us in instants]
     with CopyWriter(migrated_url) as writer:
-        writer.write(Batch(events, [], checkpoint()))
+        writer.write(make_batch(events, [], checkpoint()))
     rows = query(
         "SELECT id, (extract(epoch FROM timestamp) * 1000000)::bigint FROM ingested_events"
     )

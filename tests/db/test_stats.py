@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from datasync_cli.mockapi.truth import id_checksum as truth_checksum
-from datasync_cli.models import Batch, Checkpoint, Position
+from datasync_cli.models import Checkpoint, Position
 from datasync_cli.sink import CheckpointStore, CopyWriter, id_checksum, iter_ids, store_stats
 from datasync_cli.sink import stats as stats_module
+from datasync_cli.sink.copy_format import make_batch
 from datasync_cli.transform import transform_page
 
 pytestmark = pytest.mark.db
@@ -20,14 +21,14 @@ IDS = ["b", "B", "a-1", "a_1", "é", "z", "Ω", "\U0001f600", "10", "9", "a 2"]
 def write(dsn: str, records: list[Any], reader: str = "r0") -> None:
     events, rejected = transform_page(records)
     checkpoint = Checkpoint(
-        reader_id=reader,
+        range_id=reader,
         position=Position(events[-1].ts_us // 1000, events[-1].id) if events else None,
         events=len(events),
         rejected=len(rejected),
         endpoint="feed",
     )
     with CopyWriter(dsn) as writer:
-        writer.write(Batch(events=events, rejected=rejected, checkpoint=checkpoint))
+        writer.write(make_batch(events, rejected, checkpoint))
 
 
 def test_unmigrated_database(database_url: str) -> None:
@@ -66,7 +67,7 @@ def test_counts_reasons_range_checkpoints_and_run(migrated_url: str) -> None:
     assert stats.rejected_by_reason == {"unparseable timestamp": 2, "empty id": 1, "missing id": 1}
     assert stats.min_ts_ms == 1766880000001
     assert stats.max_ts_ms == 1769541612369
-    assert [c.reader_id for c in stats.checkpoints] == ["r0", "r1"]
+    assert [c.range_id for c in stats.checkpoints] == ["r0", "r1"]
     assert stats.checkpoints[0].checkpoint.events == len(IDS)
     assert stats.checkpoints[0].age_s >= 0
     assert stats.run_completed and stats.last_run_status == "completed"

@@ -15,6 +15,7 @@ from datasync_cli.clock import FakeClock
 from datasync_cli.errors import DatabaseError
 from datasync_cli.models import Batch, Checkpoint, Event, Position
 from datasync_cli.sink import CheckpointStore, CopyWriter
+from datasync_cli.sink.copy_format import make_batch
 from datasync_cli.transform import transform_page
 
 pytestmark = pytest.mark.db
@@ -43,7 +44,7 @@ def batch_of(
     events, rejected = transform_page(records)
     last = events[-1] if events else None
     checkpoint = Checkpoint(
-        reader_id=reader,
+        range_id=reader,
         hi_ms=1769541612369,
         lo_ms=1766880000000,
         cursor="opaque-cursor",
@@ -53,7 +54,7 @@ def batch_of(
         finished=finished,
         endpoint="feed",
     )
-    return Batch(events=events, rejected=rejected, checkpoint=checkpoint, fetched=len(records))
+    return make_batch(events, rejected, checkpoint, fetched=len(records))
 
 
 def stored(query: Query) -> dict[str, tuple[Any, ...]]:
@@ -167,7 +168,7 @@ def test_failed_checkpoint_rolls_back_the_whole_batch(migrated_url: str, query: 
 def test_record_postgres_refuses_is_rejected_alone(migrated_url: str, query: Query) -> None:
     good = batch_of([record(n) for n in range(5)])
     broken = Event(id="broken", event_type=None, ts_us=0, data='{"unterminated": ')
-    batch = Batch(events=[*good.events, broken], rejected=[], checkpoint=good.checkpoint)
+    batch = make_batch([*good.events, broken], [], good.checkpoint)
     with CopyWriter(migrated_url) as writer:
         result = writer.write(batch)
     assert (result.inserted, result.rejected_new) == (5, 1)
@@ -263,35 +264,6 @@ def test_stop_flag_ends_the_reconnect_wait(migrated_url: str, query: Query) -> N
     assert "stopped while reconnecting" in caught.value.message
     assert len(clock.sleeps) == 1
     assert count(query, "ingested_events") == 0
-
-
-def test_concurrent_writers_with_overlapping_batches(migrated_url: str, query: Query) -> None:
-    ids = list(range(400))
-    batches = {
-        0: [batch_of([record(n, prefix="c") for n in ids[i : i + 100]], reader="a")
-            for i in range(0, 400, 50)],
-        1: [batch_of([record(n, prefix="c") for n in reversed(ids[i : i + 100])], reader="b")
-            for i in range(300, -1, -50)],
-    }
-    inserted: list[int] = []
-    errors: list[BaseException] = []
-
-    def run(writer_id: int) -> None:
-        try:
-            with CopyWriter(migrated_url, writer_id=writer_id) as writer:
-                for b in batches[writer_id]:
-                    inserted.append(writer.write(b).inserted)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert errors == []
-    assert sum(inserted) == 400
-    assert count(query, "ingested_events") == 400
 
 
 def test_read_only_database_is_one_clear_line(migrated_url: str, query: Query) -> None:

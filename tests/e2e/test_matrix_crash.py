@@ -160,7 +160,7 @@ def test_second_concurrent_ingest_is_refused_and_first_completes(
 def test_sigterm_while_waiting_for_rate_limit_window_exits_promptly(
     tmp_path: Path, dsn: str
 ) -> None:
-    """Stopped while every reader waits out a 60 s rate-limit window: exit 143 at once."""
+    """SIGTERM while every reader waits out a 60 s rate-limit window: exit 143 at once."""
     scenario = "SIGTERM during a rate-limit wait"
     config = MockConfig(events=20_000, seed=12, no_stream_access=True, rate_limit=2,
                         rate_window=60.0)

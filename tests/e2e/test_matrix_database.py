@@ -129,7 +129,7 @@ def test_postgres_restarted_mid_run_then_rerun_stores_exact_set(
 def test_sigterm_while_postgres_is_down_exits_promptly(
     tmp_path: Path, private_pg: LocalPostgres
 ) -> None:
-    """Stopped while the writer waits for a database that is gone: the process still ends
+    """StopRequestedError while the writer waits for a database that is gone: the process still ends
     within the bound, with 143 (stopped, as for any SIGTERM) and no traceback."""
     scenario = "SIGTERM while PostgreSQL is down"
     dsn = private_pg.dsn(f"matrix_down_{uuid.uuid4().hex[:8]}")

@@ -22,7 +22,7 @@ _APP_SCRIPT = (
     "app = typer.Typer()\n"
     "@app.callback()\n"
     "def root() -> None: pass\n"
-    "mock_api.register(app)\n"
+    "app.command('mock-api')(mock_api.mock_api)\n"
     "app()\n"
 )
 
@@ -34,7 +34,7 @@ def _app() -> typer.Typer:
     def root() -> None:
         pass
 
-    mock_api.register(app)
+    app.command("mock-api")(mock_api.mock_api)
     return app
 
 

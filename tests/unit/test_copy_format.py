@@ -45,22 +45,22 @@ def event(id: str, event_type: str | None, ts_us: int, data: str) -> Event:
 
 
 def test_plain_row() -> None:
-    payload = encode_rows([event("a", "click", 1769541553629000, '{"id":"a"}')], writer_id=3)
-    assert payload == b'3\ta\tclick\t1769541553629000\t{"id":"a"}\n'
-    assert len(STAGING_COLUMNS) == 5
+    payload = encode_rows([event("a", "click", 1769541553629000, '{"id":"a"}')])
+    assert payload == b'a\tclick\t1769541553629000\t{"id":"a"}\n'
+    assert len(STAGING_COLUMNS) == 4
 
 
 def test_null_type_and_negative_timestamp() -> None:
-    payload = encode_rows([event("a", None, -5, "{}")], writer_id=0)
-    assert decode_rows(payload) == [["0", "a", None, "-5", "{}"]]
+    payload = encode_rows([event("a", None, -5, "{}")])
+    assert decode_rows(payload) == [["a", None, "-5", "{}"]]
 
 
 def test_special_characters_are_escaped() -> None:
     nasty = "back\\slash\ttab\nnewline\rreturn \\N \\. end"
-    payload = encode_rows([event(nasty, nasty, 0, "{}")], writer_id=1)
+    payload = encode_rows([event(nasty, nasty, 0, "{}")])
     assert payload.count(b"\n") == 1
-    assert payload.count(b"\t") == 4
-    assert decode_rows(payload) == [["1", nasty, nasty, "0", "{}"]]
+    assert payload.count(b"\t") == 3
+    assert decode_rows(payload) == [[nasty, nasty, "0", "{}"]]
 
 
 def test_literal_backslash_n_is_not_null() -> None:
@@ -72,22 +72,22 @@ def test_literal_backslash_n_is_not_null() -> None:
 def test_json_with_escapes_survives() -> None:
     data = orjson.dumps({"k": 'a\\b "q" \n\t\r \u0001 \U0001f600'}).decode()
     assert decode_field(escape_json(data)) == data
-    payload = encode_rows([event("x", None, 0, data)], writer_id=0)
+    payload = encode_rows([event("x", None, 0, data)])
     rows = decode_rows(payload)
-    assert rows[0][4] == data
-    assert orjson.loads(rows[0][4] or "") == orjson.loads(data)
+    assert rows[0][3] == data
+    assert orjson.loads(rows[0][3] or "") == orjson.loads(data)
 
 
 def test_empty_batch() -> None:
-    assert encode_rows([], writer_id=0) == b""
+    assert encode_rows([]) == b""
 
 
 @given(st.lists(st.tuples(pg_text, st.none() | pg_text, st.integers(-(2**62), 2**62), pg_text)))
 def test_any_text_round_trips(rows: list[tuple[str, str | None, int, str]]) -> None:
     events = [event(i, t, ts, orjson.dumps({"v": d}).decode()) for i, t, ts, d in rows]
-    payload = encode_rows(events, writer_id=7)
+    payload = encode_rows(events)
     decoded = decode_rows(payload)
-    assert decoded == [["7", e.id, e.event_type, str(e.ts_us), e.data] for e in events]
+    assert decoded == [[e.id, e.event_type, str(e.ts_us), e.data] for e in events]
 
 
 @given(pg_text)

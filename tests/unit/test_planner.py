@@ -13,9 +13,18 @@ NEWEST = 1_769_541_600_000
 MS_PER_EVENT = 10  # the synthetic stream: one event every 10 ms
 
 
-def _covered(split: Split, victim_hi: int | None) -> list[tuple[int | None, int | None]]:
-    """The victim's new range and the new ones, newest first, as (hi, lo)."""
-    return [(victim_hi, split.victim_lo_ms)] + [(cp.hi_ms, cp.lo_ms) for cp in split.new_ranges]
+def _planner(
+    checkpoints: list[Checkpoint], total: int | None, stored_before: int = 0
+) -> RangePlanner:
+    """A planner that has learnt the source's total from a first page."""
+    planner = RangePlanner(checkpoints, PAGE, stored_before=stored_before)
+    planner.set_total(total)
+    return planner
+
+
+def _covered(split: Split, parent_hi: int | None) -> list[tuple[int | None, int | None]]:
+    """The split range's new range and the new ones, newest first, as (hi, lo)."""
+    return [(parent_hi, split.parent_lo_ms)] + [(cp.hi_ms, cp.lo_ms) for cp in split.new_ranges]
 
 
 def _first_page_read(planner: RangePlanner, reader: str = "r000") -> None:
@@ -23,10 +32,10 @@ def _first_page_read(planner: RangePlanner, reader: str = "r000") -> None:
 
 
 def test_an_idle_reader_gets_a_split_once_the_first_page_shows_the_density() -> None:
-    planner = RangePlanner([Checkpoint("r000")], total=100 * PAGE, page_size=PAGE)
+    planner = _planner([Checkpoint("r000")], 100 * PAGE)
     persisted: list[Split] = []
     first = planner.next_range(persisted.append)
-    assert first is not None and first.reader_id == "r000"
+    assert first is not None and first.range_id == "r000"
     _first_page_read(planner)
     got = planner.next_range(persisted.append, idle_readers=3)
     assert got is not None and len(persisted) == 1
@@ -38,19 +47,19 @@ def test_an_idle_reader_gets_a_split_once_the_first_page_shows_the_density() -> 
     for (_, lo), (hi, _) in pairwise(ranges):
         assert lo == hi
     assert ranges[-1][1] is None
-    # The victim now stops at its new lower bound.
-    assert planner.bounds("r000") == (split.victim_lo_ms, None)
+    # The split range now stops at its new lower bound.
+    assert planner.bounds("r000") == (split.parent_lo_ms, None)
 
 
 def test_splits_land_where_the_events_are() -> None:
     total = 100 * PAGE
-    planner = RangePlanner([Checkpoint("r000")], total=total, page_size=PAGE)
+    planner = _planner([Checkpoint("r000")], total)
     planner.next_range(lambda s: None)
     _first_page_read(planner)
     persisted: list[Split] = []
     planner.next_range(persisted.append, idle_readers=1)
     oldest = NEWEST - total * MS_PER_EVENT
-    cut = persisted[0].victim_lo_ms
+    cut = persisted[0].parent_lo_ms
     # Two pieces of the remaining span: the cut is near its middle, far above 1970.
     pos = NEWEST - PAGE * MS_PER_EVENT
     middle = (pos + oldest) // 2
@@ -58,7 +67,7 @@ def test_splits_land_where_the_events_are() -> None:
 
 
 def test_no_split_without_enough_left_and_none_when_all_finished() -> None:
-    planner = RangePlanner([Checkpoint("r000")], total=PAGE + 10, page_size=PAGE)
+    planner = _planner([Checkpoint("r000")], PAGE + 10)
     planner.next_range(lambda s: None)
     _first_page_read(planner)
     done = threading.Event()
@@ -78,7 +87,7 @@ def test_the_last_open_range_is_split_when_many_events_are_still_owed() -> None:
     total = 100 * PAGE
     bounded = Checkpoint("r001", hi_ms=NEWEST, lo_ms=NEWEST - 50 * PAGE * MS_PER_EVENT)
     bottom = Checkpoint("r002", hi_ms=NEWEST - 50 * PAGE * MS_PER_EVENT, lo_ms=None)
-    planner = RangePlanner([bounded, bottom], total=total, page_size=PAGE)
+    planner = _planner([bounded, bottom], total)
     planner.next_range(lambda s: None)
     planner.next_range(lambda s: None)
     # r001 read all of its 50 pages and finished; r002 read one page of its 50.
@@ -88,12 +97,12 @@ def test_the_last_open_range_is_split_when_many_events_are_still_owed() -> None:
     planner.observe("r002", top, top - PAGE * MS_PER_EVENT, PAGE)
     persisted: list[Split] = []
     got = planner.next_range(persisted.append, idle_readers=2)
-    assert got is not None and persisted and persisted[0].victim_id == "r002"
+    assert got is not None and persisted and persisted[0].parent_id == "r002"
     assert persisted[0].new_ranges[-1].lo_ms is None
 
 
 def test_splits_are_persisted_before_a_reader_gets_the_new_range() -> None:
-    planner = RangePlanner([Checkpoint("r000")], total=100 * PAGE, page_size=PAGE)
+    planner = _planner([Checkpoint("r000")], 100 * PAGE)
     planner.next_range(lambda s: None)
     _first_page_read(planner)
     order: list[str] = []
@@ -102,7 +111,7 @@ def test_splits_are_persisted_before_a_reader_gets_the_new_range() -> None:
         order.append("persisted")
 
     got = planner.next_range(persist, idle_readers=1)
-    order.append(f"got {got.reader_id if got else None}")
+    order.append(f"got {got.range_id if got else None}")
     assert order == ["persisted", "got r001"]
 
 
@@ -111,7 +120,7 @@ def test_a_resumed_run_does_not_chase_an_estimated_floor_into_an_empty_past() ->
     total = 100 * PAGE
     pos = NEWEST - 95 * PAGE * MS_PER_EVENT
     bottom = Checkpoint("r007", hi_ms=pos + 1000, lo_ms=None, events=35 * PAGE)
-    planner = RangePlanner([bottom], total, PAGE, stored_before=95 * PAGE)
+    planner = _planner([bottom], total, stored_before=95 * PAGE)
     assert planner.next_range(lambda s: None) == bottom
     planner.observe("r007", pos, pos - PAGE * MS_PER_EVENT, PAGE)
     splits: list[Split] = []
@@ -122,14 +131,14 @@ def test_a_resumed_run_does_not_chase_an_estimated_floor_into_an_empty_past() ->
             got = planner.next_range(splits.append, idle_readers=3, wait_s=0.01)
             if got is None:
                 break
-            planner.finish(got.reader_id)  # every range split off turns out to be empty
+            planner.finish(got.range_id)  # every range split off turns out to be empty
     finally:
         timer.cancel()
     assert len(splits) <= 2, f"{len(splits)} splits chasing the floor"
 
 
 def test_a_range_nobody_has_read_from_is_not_split() -> None:
-    planner = RangePlanner([Checkpoint("r000")], total=100 * PAGE, page_size=PAGE)
+    planner = _planner([Checkpoint("r000")], 100 * PAGE)
     planner.next_range(lambda s: None)
     _first_page_read(planner)
     splits: list[Split] = []
@@ -141,4 +150,4 @@ def test_a_range_nobody_has_read_from_is_not_split() -> None:
     planner.observe("r000", top, top - 10 * PAGE * MS_PER_EVENT, 10 * PAGE)
     planner.next_range(splits.append, idle_readers=1, wait_s=0.01)
     assert len(splits) == 2
-    assert all(s.victim_id == "r000" for s in splits)
+    assert all(s.parent_id == "r000" for s in splits)

@@ -13,16 +13,14 @@ import requests
 import responses
 
 from datasync_cli.clock import FakeClock
-from datasync_cli.errors import (
+from datasync_cli.errors import FatalSourceError, RetriableSourceError, SourceError
+from datasync_cli.source import ApiClient, RateLimitedError, StreamToken
+from datasync_cli.source.errors import (
     AuthError,
-    CursorExpired,
-    FatalSourceError,
-    RetriableSourceError,
-    SourceError,
-    StreamAccessDenied,
-    TokenRejected,
+    CursorExpiredError,
+    StreamAccessDeniedError,
+    TokenRejectedError,
 )
-from datasync_cli.source import ApiClient, RateLimited, StreamToken
 
 BASE = "http://api.test/api/v1"
 KEY = "key-SECRET-4242"
@@ -128,7 +126,7 @@ def test_a_200_without_a_data_list_is_retriable(body: bytes) -> None:
     responses.get(f"{BASE}/events", body=body, status=200)
     with pytest.raises(RetriableSourceError) as caught:
         _client().events_page(None, 10)
-    assert not isinstance(caught.value, RateLimited)
+    assert not isinstance(caught.value, RateLimitedError)
 
 
 @responses.activate
@@ -146,12 +144,12 @@ def test_lone_surrogates_reach_the_caller() -> None:
     [
         (_error(401, "UNAUTHORIZED"), AuthError),
         (_error(401, "WHATEVER"), AuthError),
-        (_error(400, "CURSOR_EXPIRED", "Cursor expired 3 minute(s) ago"), CursorExpired),
-        (_error(400, "CURSOR_INVALID_FORMAT"), CursorExpired),
+        (_error(400, "CURSOR_EXPIRED", "Cursor expired 3 minute(s) ago"), CursorExpiredError),
+        (_error(400, "CURSOR_INVALID_FORMAT"), CursorExpiredError),
         (_error(400, "BAD_LIMIT"), FatalSourceError),
         (_error(403, "FORBIDDEN"), FatalSourceError),
         (_error(404, "ENDPOINT_NOT_FOUND"), FatalSourceError),
-        (_error(429, "RATE_LIMIT_EXCEEDED", **{"Retry-After": "46"}), RateLimited),
+        (_error(429, "RATE_LIMIT_EXCEEDED", **{"Retry-After": "46"}), RateLimitedError),
         (_error(500, "INTERNAL"), RetriableSourceError),
         (_error(502, "BAD_GATEWAY"), RetriableSourceError),
         (_error(503, "UNAVAILABLE"), RetriableSourceError),
@@ -172,11 +170,11 @@ def test_error_mapping_on_the_standard_endpoint(
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        (_error(403, "INVALID_STREAM_TOKEN"), TokenRejected),
-        (_error(403, "DASHBOARD_REQUIRED"), StreamAccessDenied),
-        (_error(404, "ENDPOINT_NOT_FOUND"), StreamAccessDenied),
-        (_error(429, "TOO_MANY", **{"Retry-After": "2"}), RateLimited),
-        (_error(400, "CURSOR_EXPIRED"), CursorExpired),
+        (_error(403, "INVALID_STREAM_TOKEN"), TokenRejectedError),
+        (_error(403, "DASHBOARD_REQUIRED"), StreamAccessDeniedError),
+        (_error(404, "ENDPOINT_NOT_FOUND"), StreamAccessDeniedError),
+        (_error(429, "TOO_MANY", **{"Retry-After": "2"}), RateLimitedError),
+        (_error(400, "CURSOR_EXPIRED"), CursorExpiredError),
     ],
 )
 @responses.activate
@@ -216,7 +214,7 @@ def test_retry_after_in_seconds_date_body_and_reset() -> None:
     ]
     for headers, body, seconds in cases:
         responses.upsert(responses.GET, f"{BASE}/events", status=429, headers=headers, json=body)
-        with pytest.raises(RateLimited) as caught:
+        with pytest.raises(RateLimitedError) as caught:
             client.events_page(None, 10)
         assert caught.value.retry_after == pytest.approx(seconds, abs=1.0)
 
@@ -261,7 +259,7 @@ def test_stream_access_denied() -> None:
         "http://api.test/internal/dashboard/stream-access",
         **_error(403, "DASHBOARD_REQUIRED", "This endpoint requires dashboard access"),
     )
-    with pytest.raises(StreamAccessDenied):
+    with pytest.raises(StreamAccessDeniedError):
         _client().request_stream_token()
 
 

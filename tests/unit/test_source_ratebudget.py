@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from datasync_cli.clock import FakeClock
-from datasync_cli.source import RateBudget, Stopped
+from datasync_cli.source import RateBudget, StopRequestedError
 from datasync_cli.source.ratebudget import DEFAULT_MARGIN_S
 
 
@@ -111,5 +111,5 @@ def test_stop_interrupts_the_wait() -> None:
     budget.acquire(stop)
     budget.observe(_window(10, 0, 60))
     stop.set()
-    with pytest.raises(Stopped):
+    with pytest.raises(StopRequestedError):
         budget.acquire(stop)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -20,6 +20,7 @@ from datasync_cli.models import Checkpoint, Page, Position
 from datasync_cli.settings import Settings
 from datasync_cli.source import (
     ApiClient,
+    RangeCursor,
     Source,
     SourceConfig,
     StreamTokens,
@@ -29,6 +30,7 @@ from datasync_cli.source import (
     fetch_total,
     open_source,
 )
+from datasync_cli.transform import transform_page
 
 HOST = "http://svc.test"
 BASE = f"{HOST}/api/v1"
@@ -190,31 +192,25 @@ def _source(
 
 
 def _advance(checkpoint: Checkpoint, page: Page) -> Checkpoint:
-    """What the pipeline does after storing a page: remember cursor, endpoint and last event."""
-    position = checkpoint.position
-    if page.records:
-        last = page.records[-1]
-        position = Position(_ts_ms(last["timestamp"]), last["id"])
-    return replace(checkpoint, cursor=page.next_cursor, endpoint=page.endpoint, position=position)
+    """The range's checkpoint after storing `page`, as RangeCursor hands it to the pipeline."""
+    events, rejected = transform_page(page.records)
+    return RangeCursor(checkpoint).advance(page, events, len(rejected)).checkpoint
 
 
 def _read_all(
     source: Source, checkpoint: Checkpoint, *, between: Any = None, max_pages: int = 200
 ) -> list[str]:
     reader, ids = source.reader(), []
+    cursor = RangeCursor(checkpoint)
     for _ in range(max_pages):
-        page = reader.fetch(checkpoint)
-        inside = [
-            r
-            for r in page.records
-            if checkpoint.lo_ms is None or _ts_ms(r["timestamp"]) >= checkpoint.lo_ms
-        ]
-        ids += [r["id"] for r in inside]
-        checkpoint = _advance(checkpoint, page)
-        if not page.has_more or len(inside) < len(page.records):
+        page = reader.fetch(cursor)
+        events, rejected = transform_page(page.records)
+        step = cursor.advance(page, events, len(rejected))
+        ids += [e.id for e in step.inside]
+        if step.finished:
             return ids
         if between is not None:
-            between(checkpoint)
+            between(step.checkpoint)
     raise AssertionError("the reader did not finish")
 
 
@@ -240,7 +236,7 @@ def test_rate_limit_headers_pace_requests_without_429s() -> None:
     long_waits = [s for s in clock.sleeps if s > 30]
     assert len(long_waits) == 2  # 7 pages at 3 per window: two waits for a reset
     assert all(60 <= s <= 62 for s in long_waits)
-    assert source.stats().rate_wait_s == pytest.approx(sum(long_waits), rel=0.05)
+    assert source.health().rate_wait_s == pytest.approx(sum(long_waits), rel=0.05)
 
 
 def test_a_429_pauses_and_retries_after_retry_after() -> None:
@@ -257,10 +253,10 @@ def test_a_429_pauses_and_retries_after_retry_after() -> None:
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_callback(responses.GET, f"{BASE}/events", callback=first_429)
-        page = source.reader().fetch(Checkpoint("r0"))
+        page = source.reader().fetch(RangeCursor(Checkpoint("r0")))
     assert len(page.records) == 3 and len(answered) == 2
     assert clock.sleeps == [7.0]
-    assert source.stats().rate_limited == 1
+    assert source.health().rate_limited == 1
 
 
 def test_truncated_body_is_retried_with_backoff() -> None:
@@ -272,7 +268,7 @@ def test_truncated_body_is_retried_with_backoff() -> None:
         service.install(mock)
         ids = _read_all(source, Checkpoint("r0"))
     assert ids == [i for _, i in service.events]
-    assert source.stats().retries == 2
+    assert source.health().retries == 2
     assert len([s for s in clock.sleeps if s <= 1.0]) >= 2
 
 
@@ -283,7 +279,7 @@ def test_persistent_failure_ends_in_one_clear_fatal_error() -> None:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
         with pytest.raises(FatalSourceError) as caught:
-            _source(clock, can_issue=False).reader().fetch(Checkpoint("r0"))
+            _source(clock, can_issue=False).reader().fetch(RangeCursor(Checkpoint("r0")))
     assert "giving up on the events endpoint after 4 attempts" in str(caught.value)
 
 
@@ -319,7 +315,7 @@ def test_forged_cursor_names_the_last_stored_event_exactly() -> None:
     checkpoint = Checkpoint("r0", cursor="stale", endpoint="feed", position=Position(ts, event_id))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
-        page = _source(clock, can_issue=False).reader().fetch(checkpoint)
+        page = _source(clock, can_issue=False).reader().fetch(RangeCursor(checkpoint))
     fields = decode_cursor(service.log[0][1]["cursor"])
     assert fields is not None and (fields["ts"], fields["id"]) == (ts, event_id)
     assert [r["id"] for r in page.records] == [i for _, i in service.events[5:8]]
@@ -331,7 +327,8 @@ def test_a_range_top_without_position_includes_every_event_at_hi() -> None:
     hi = service.events[3][0]  # events 3, 4, 5 share this instant
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
-        page = _source(clock, can_issue=False).reader().fetch(Checkpoint("r1", hi_ms=hi))
+        reader = _source(clock, can_issue=False).reader()
+        page = reader.fetch(RangeCursor(Checkpoint("r1", hi_ms=hi)))
     fields = decode_cursor(service.log[0][1]["cursor"])
     assert fields is not None and (fields["ts"], fields["id"]) == (hi + 1, "")
     assert [r["id"] for r in page.records] == [i for _, i in service.events[3:6]]
@@ -374,10 +371,10 @@ def test_refused_token_without_key_falls_back_to_standard_from_the_same_position
     reader = source.reader()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
-        first = reader.fetch(Checkpoint("r0"))
+        first = reader.fetch(RangeCursor(Checkpoint("r0")))
         checkpoint = _advance(Checkpoint("r0"), first)
         service.valid_tokens.clear()  # the supplied token expires
-        second = reader.fetch(checkpoint)
+        second = reader.fetch(RangeCursor(checkpoint))
     assert first.endpoint == "feed" and second.endpoint == "standard"
     assert [r["id"] for r in first.records + second.records] == [i for _, i in service.events[:6]]
     fields = decode_cursor(service.log[-1][1]["cursor"])
@@ -391,7 +388,7 @@ def test_a_refused_token_is_replaced_and_the_feed_goes_on() -> None:
     source = _source(clock, token="copied-long-ago")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
-        page = source.reader().fetch(Checkpoint("r0"))
+        page = source.reader().fetch(RangeCursor(Checkpoint("r0")))
     assert page.endpoint == "feed"
     assert service.endpoints() == ["feed-403", "stream-access", "feed"]
     assert source.tokens.origin() == "issued"
@@ -405,18 +402,18 @@ def test_dashboard_required_means_standard_until_a_token_can_be_had() -> None:
     checkpoint = Checkpoint("r0")
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
-        page = reader.fetch(checkpoint)
+        page = reader.fetch(RangeCursor(checkpoint))
         assert page.endpoint == "standard"
         assert source.tokens.last_problem is not None
         assert "DASHBOARD_REQUIRED" in source.tokens.last_problem
         checkpoint = _advance(checkpoint, page)
-        page = reader.fetch(checkpoint)  # within the minute: no new token request
+        page = reader.fetch(RangeCursor(checkpoint))  # within the minute: no new token request
         assert page.endpoint == "standard"
         assert service.endpoints().count("stream-access") == 1  # refused: not retried
         checkpoint = _advance(checkpoint, page)
         service.issue_tokens = True
         clock.advance(61)
-        page = reader.fetch(checkpoint)
+        page = reader.fetch(RangeCursor(checkpoint))
     assert page.endpoint == "feed"
     # Back on the feed without a cursor: bounded by the last stored instant, inclusive.
     assert service.log[-1][1] == {"limit": "3", "until": str(checkpoint.position.ts_ms)}  # type: ignore[union-attr]
@@ -432,11 +429,10 @@ def test_an_expired_feed_cursor_restarts_from_the_last_instant() -> None:
     reader = source.reader()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
-        checkpoint = _advance(
-            Checkpoint("r0", hi_ms=service.events[0][0]), reader.fetch(Checkpoint("r0"))
-        )
+        first = reader.fetch(RangeCursor(Checkpoint("r0")))
+        checkpoint = _advance(Checkpoint("r0", hi_ms=service.events[0][0]), first)
         clock.advance(200)
-        page = reader.fetch(checkpoint)
+        page = reader.fetch(RangeCursor(checkpoint))
     assert page.endpoint == "feed"
     retried = service.log[-1][1]
     assert "cursor" not in retried and checkpoint.position is not None
@@ -450,7 +446,7 @@ def test_a_service_that_returns_the_same_cursor_cannot_loop_forever() -> None:
     source = _source(clock, can_issue=False)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
-        first = source.reader().fetch(Checkpoint("r0"))
+        first = source.reader().fetch(RangeCursor(Checkpoint("r0")))
         service.stuck_cursor = "on"
         with pytest.raises(FatalSourceError) as caught:
             _read_all(source, _advance(Checkpoint("r0"), first))
@@ -467,7 +463,7 @@ def test_no_secret_reaches_errors_or_reprs() -> None:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         service.install(mock)
         with pytest.raises(SourceError) as caught:
-            source.reader().fetch(Checkpoint("r0"))
+            source.reader().fetch(RangeCursor(Checkpoint("r0")))
     texts += [str(caught.value), repr(caught.value)]
     for text in texts:
         assert KEY not in text and "tok-SECRET-xyz" not in text
@@ -488,7 +484,7 @@ def test_open_source_from_settings() -> None:
             assert source.info()["version"] == "v1"
             probe = source.probe()
         assert probe.total == 5 and [r["id"] for r in probe.records] == ["evt-00000"]
-        stats = source.stats()
+        stats = source.health()
         assert stats.retries == 0 and stats.token_origin is None
     finally:
         source.close()
@@ -525,9 +521,9 @@ def test_the_first_page_need_not_wait_for_a_token_on_its_way() -> None:
         service.install(mock)
         source.prepare()
         reader = source.reader()
-        first = reader.fetch(Checkpoint("r1"), wait_for_token=False)
+        first = reader.fetch(RangeCursor(Checkpoint("r1")), wait_for_token=False)
         gate.set()
-        second = reader.fetch(_advance(Checkpoint("r1"), first))
+        second = reader.fetch(RangeCursor(_advance(Checkpoint("r1"), first)))
     assert first.endpoint == "standard" and second.endpoint == "feed"
     # The feed goes on from the last stored instant, inclusive: that event comes again.
     ids = list(dict.fromkeys(r["id"] for r in first.records + second.records))
@@ -546,7 +542,7 @@ def test_a_spent_standard_window_makes_the_first_page_wait_for_the_token_instead
         service.install(mock)
         source.prepare()
         opener.start()
-        page = source.reader().fetch(Checkpoint("r1"), wait_for_token=False)
+        page = source.reader().fetch(RangeCursor(Checkpoint("r1")), wait_for_token=False)
     opener.cancel()
     # One refused try at the standard endpoint, no retry there: the page came from the feed.
     assert page.endpoint == "feed"

@@ -9,8 +9,9 @@ from itertools import cycle
 import pytest
 
 from datasync_cli.clock import FakeClock
-from datasync_cli.errors import CursorExpired, FatalSourceError, RetriableSourceError
-from datasync_cli.source import RateLimited, RetryPolicy, Stopped
+from datasync_cli.errors import FatalSourceError, RetriableSourceError
+from datasync_cli.source import RateLimitedError, RetryPolicy, StopRequestedError
+from datasync_cli.source.errors import CursorExpiredError
 
 
 def _failing(errors: list[Exception], result: str = "ok") -> Callable[[], str]:
@@ -58,7 +59,7 @@ def test_429_waits_retry_after_counts_apart_and_tells_the_pacer() -> None:
     clock = FakeClock()
     told: list[float | None] = []
     policy = RetryPolicy(clock, max_attempts=2, rand=lambda: 1.0)
-    fn = _failing([RateLimited("429", retry_after=46.0)] * 5 + [RetriableSourceError("500")])
+    fn = _failing([RateLimitedError("429", retry_after=46.0)] * 5 + [RetriableSourceError("500")])
     assert policy.call(fn, endpoint="x", on_throttled=told.append) == "ok"
     assert told == [46.0] * 5
     assert clock.sleeps == [46.0] * 5 + [0.5]
@@ -69,7 +70,7 @@ def test_429_without_retry_after_backs_off_and_has_its_own_cap() -> None:
     clock = FakeClock()
     policy = RetryPolicy(clock, max_throttled=3, rand=lambda: 1.0)
     with pytest.raises(FatalSourceError) as caught:
-        policy.call(_failing([RateLimited("429")] * 9), endpoint="the feed")
+        policy.call(_failing([RateLimitedError("429")] * 9), endpoint="the feed")
     assert clock.sleeps == [0.5, 1.0]
     assert "after 3 attempts" in str(caught.value)
 
@@ -77,8 +78,8 @@ def test_429_without_retry_after_backs_off_and_has_its_own_cap() -> None:
 def test_non_retriable_errors_pass_through_at_once() -> None:
     clock = FakeClock()
     policy = RetryPolicy(clock)
-    with pytest.raises(CursorExpired):
-        policy.call(_failing([CursorExpired("expired")]), endpoint="x")
+    with pytest.raises(CursorExpiredError):
+        policy.call(_failing([CursorExpiredError("expired")]), endpoint="x")
     assert clock.sleeps == []
 
 
@@ -91,7 +92,7 @@ def test_stop_interrupts_the_wait() -> None:
         stop.set()
         raise RetriableSourceError("503")
 
-    with pytest.raises(Stopped):
+    with pytest.raises(StopRequestedError):
         policy.call(fail_then_stop, endpoint="x")
-    with pytest.raises(Stopped):
+    with pytest.raises(StopRequestedError):
         policy.call(lambda: "never", endpoint="x")

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from datasync_cli.clock import FakeClock
-from datasync_cli.errors import RetriableSourceError, SourceError, StreamAccessDenied
+from datasync_cli.errors import RetriableSourceError, SourceError
 from datasync_cli.source import StreamTokens
+from datasync_cli.source.errors import StreamAccessDeniedError
 from datasync_cli.source.token import DEFAULT_FEED_PATH, DEFAULT_TOKEN_HEADER
 
 
@@ -98,7 +99,7 @@ def test_endpoint_and_header_come_from_the_answer_with_documented_fallbacks() ->
 @pytest.mark.parametrize(
     "failure",
     [
-        StreamAccessDenied("POST stream-access: HTTP 403 DASHBOARD_REQUIRED"),
+        StreamAccessDeniedError("POST stream-access: HTTP 403 DASHBOARD_REQUIRED"),
         RetriableSourceError("giving up"),
     ],
 )

@@ -9,6 +9,8 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TextIO
 
@@ -25,6 +27,8 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+from ..redact import Scrubber
 
 
 @dataclass
@@ -60,19 +64,6 @@ class Reporter(Protocol):
     def log(self, message: str, level: str = "info", **fields: Any) -> None: ...
 
     def finish(self, summary: dict[str, Any]) -> None: ...
-
-
-class Scrubber:
-    """Replaces every known secret in a string before it reaches any output."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -284,3 +275,18 @@ class ReporterLogHandler(logging.Handler):
             self._reporter.log(record.getMessage(), level=level, source=record.name)
         except Exception:  # a log line must never break the run
             self.handleError(record)
+
+
+@contextmanager
+def package_logs_to(reporter: Reporter) -> Iterator[None]:
+    """Route the package's log records through `reporter` while a command runs."""
+    handler = ReporterLogHandler(reporter)
+    package_log = logging.getLogger("datasync_cli")
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
+    package_log.propagate = False
+    try:
+        yield
+    finally:
+        package_log.removeHandler(handler)
+        package_log.propagate = True

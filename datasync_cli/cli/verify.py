@@ -1,0 +1,41 @@
+"""`datasync verify`: stored records against the source's total."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..errors import ExitCode
+from ..settings import DEFAULTS
+from ..verify import verify as compare
+from .funnel import command
+from .options import ApiKey, ApiUrl, DatabaseUrl, JsonOutput, build_settings
+from .output import print_json
+
+Expected = Annotated[
+    int | None,
+    typer.Option(
+        "--expected", metavar="N", help="Records the source holds (default: meta.total).",
+        show_default=False,
+    ),
+]
+
+
+@command
+def verify(
+    database_url: DatabaseUrl = DEFAULTS.database_url,
+    api_url: ApiUrl = None,
+    api_key: ApiKey = None,
+    expected: Expected = None,
+    json_out: JsonOutput = False,
+) -> None:
+    """Compare what is stored with what the source holds; exit 1 when they don't add up."""
+    settings = build_settings(database_url=database_url, api_url=api_url, api_key=api_key)
+    verdict = compare(settings, expected)
+    if json_out:
+        print_json(verdict.as_dict())
+    else:
+        typer.echo(("ok: " if verdict.ok else "MISMATCH: ") + verdict.explain())
+    if not verdict.ok:
+        raise typer.Exit(ExitCode.FAILED)

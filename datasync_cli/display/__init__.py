@@ -1,0 +1,34 @@
+"""What a person or a script sees: the live display, JSON lines, status tables.
+
+The only package that imports rich; every line it prints is scrubbed of secrets.
+"""
+
+from .live import (
+    JsonReporter,
+    NullReporter,
+    Reporter,
+    ReporterLogHandler,
+    RichReporter,
+    Snapshot,
+    TextReporter,
+    fmt_duration,
+    make_reporter,
+    package_logs_to,
+    token_warning,
+)
+from .status import render_status
+
+__all__ = [
+    "JsonReporter",
+    "NullReporter",
+    "Reporter",
+    "ReporterLogHandler",
+    "RichReporter",
+    "Snapshot",
+    "TextReporter",
+    "fmt_duration",
+    "make_reporter",
+    "package_logs_to",
+    "render_status",
+    "token_warning",
+]

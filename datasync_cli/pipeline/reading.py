@@ -1,0 +1,105 @@
+"""Reader threads: take a range from the planner, read it page by page, queue what to store."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ..display import Reporter
+from ..planner import RangePlanner, Split
+from ..sink import CheckpointStore
+from ..sink.copy_format import make_batch
+from ..source import RangeCursor, Source
+from ..transform import transform_page
+from .control import BatchQueue, ReaderDone, RunControl
+from .metrics import RunMetrics
+
+
+@dataclass
+class Readers:
+    """Everything the reader threads share."""
+
+    source: Source
+    planner: RangePlanner
+    store: CheckpointStore
+    batches: BatchQueue
+    control: RunControl
+    metrics: RunMetrics
+    reporter: Reporter
+    workers: int
+
+    def __post_init__(self) -> None:
+        self._first_fetch = threading.Lock()
+        self._first_fetch_pending = True
+
+    def start(self) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(target=self.run, name=f"reader-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def run(self) -> None:
+        """One reader thread: ranges until none is left, the run stops, or something fails."""
+        try:
+            while not self.control.stopping:
+                idle = max(self.workers - self.metrics.readers_active, 1)
+                checkpoint = self.planner.next_range(self._persist_split, idle_readers=idle)
+                if checkpoint is None:
+                    break
+                self.metrics.reader_started()
+                try:
+                    self._read_range(RangeCursor(checkpoint))
+                finally:
+                    self.metrics.reader_stopped()
+        except Exception as exc:  # a bug must stop the run, not hang it
+            self.control.fail(exc)
+        finally:
+            self.batches.put(ReaderDone())
+
+    def _persist_split(self, split: Split) -> None:
+        self.store.split_range(split.parent_id, split.parent_lo_ms, split.new_ranges)
+        self.reporter.log(
+            "split range",
+            range=split.parent_id,
+            new=",".join(cp.range_id for cp in split.new_ranges),
+        )
+
+    def _read_range(self, cursor: RangeCursor) -> None:
+        reader = self.source.reader()
+        try:
+            while not self.control.stopping:
+                lo, hi = self.planner.bounds(cursor.range_id)
+                cursor.bound(lo, hi)
+                # The run's first page need not wait for the stream token being issued, unless
+                # the range has a floor: the standard endpoint cannot stop there, the feed can.
+                early = self._claim_first_fetch() and lo is None
+                page = reader.fetch(cursor, wait_for_token=not early)
+                if page.total is not None:
+                    self.planner.set_total(page.total)
+                self.metrics.page_fetched(page.endpoint, page.total)
+                events, rejected = transform_page(page.records)
+                step = cursor.advance(page, events, len(rejected))
+                if events:
+                    self.planner.observe(
+                        cursor.range_id,
+                        events[0].ts_us // 1000,
+                        events[-1].ts_us // 1000,
+                        len(events),
+                    )
+                batch = make_batch(step.inside, rejected, step.checkpoint, len(page.records))
+                del page, events, rejected, step  # only the batch waits in the queue
+                self.batches.put(batch)
+                if cursor.checkpoint.finished:
+                    self.planner.finish(cursor.range_id)
+                    return
+        finally:
+            if not cursor.checkpoint.finished:
+                self.planner.release(cursor.range_id)
+
+    def _claim_first_fetch(self) -> bool:
+        with self._first_fetch:
+            first, self._first_fetch_pending = self._first_fetch_pending, False
+            return first

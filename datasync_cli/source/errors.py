@@ -1,0 +1,35 @@
+"""Errors only the source layer raises, on top of the shared families in `errors.py`."""
+
+from __future__ import annotations
+
+from ..errors import FatalSourceError, RetriableSourceError, SourceError
+
+
+class AuthError(FatalSourceError):
+    """The API refused the key (401)."""
+
+
+class CursorExpiredError(SourceError):
+    """The saved cursor outlived its TTL (or was refused); the reader rebuilds a position."""
+
+
+class TokenRejectedError(SourceError):
+    """The stream token is unknown or expired (403 INVALID_STREAM_TOKEN)."""
+
+
+class StreamAccessDeniedError(SourceError):
+    """The service would not hand out a stream token, or the feed is not there."""
+
+
+class RateLimitedError(RetriableSourceError):
+    """A 429: the service is pacing us; retried separately from real failures."""
+
+
+class StopRequestedError(Exception):
+    """The stop flag was raised while waiting; nothing more was sent.
+
+    Not a DatasyncError: the pipeline catches it and exits with the signal's status.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("stopped while waiting to call the API")
