@@ -4,8 +4,8 @@
 # line printed says why. Used by .ci/run; harmless to run by hand.
 #
 # With a Docker engine (`docker info` answers and Compose v2 is there) nothing is installed.
-# Otherwise podman from Debian's packages (runc as the runtime: crun fails on hosts with hybrid
-# cgroups), debootstrap for the stand-in base images, and podman-compose from PyPI into
+# Otherwise podman from Debian's packages (with runc: crun has been seen failing where cgroups
+# are hybrid), debootstrap for the stand-in base images, and podman-compose from PyPI into
 # .venv-containers.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
