@@ -41,6 +41,7 @@ import() { # DIR IMAGE CHANGE...
   shift 2
   local args=()
   for change in "$@"; do args+=(--change "$change"); done
+  if [ "$engine" = podman ]; then args+=(--quiet); fi
   tar -C "$dir" -c . | "$engine" import "${args[@]}" - "$image" >/dev/null
 }
 
@@ -82,6 +83,11 @@ else
     rm -rf "$work/postgres"
     say "built $pg_image"
   fi
+  # Stand-ins of earlier recipes are no longer used.
+  "$engine" images --format '{{.Repository}}:{{.Tag}}' \
+    | grep -E '^localhost/datasync-standin-(python|postgres):' | grep -v ":$tag\$" \
+    | while read -r old; do "$engine" rmi "$old" >/dev/null 2>&1 && say "removed $old"; done \
+    || true
 fi
 
 echo "$py_image"
