@@ -286,18 +286,24 @@ def image_checks(engine: Engine, res: Result) -> None:
 
     def config() -> str:
         raw = engine("image", "inspect", IMAGE).stdout
-        cfg = json.loads(raw)[0]["Config"]
+        image = json.loads(raw)[0]
+        cfg = image["Config"]
+        # Docker keeps the healthcheck in Config, podman beside it.
+        health = cfg.get("Healthcheck") or image.get("Healthcheck") or {}
         env = dict(e.split("=", 1) for e in cfg.get("Env") or [])
         problems = []
         if cfg.get("User") != "10001:10001":
             problems.append(f"USER is {cfg.get('User')!r}")
         if cfg.get("Entrypoint") != ["datasync"] or cfg.get("Cmd") != ["ingest"]:
             problems.append(f"ENTRYPOINT/CMD are {cfg.get('Entrypoint')} {cfg.get('Cmd')}")
+        if health.get("Test") != ["NONE"]:
+            problems.append(f"healthcheck is {health or None}, not NONE")
         if env.get("LOG_FORMAT") != "json" or env.get("PYTHONUNBUFFERED") != "1":
             problems.append("LOG_FORMAT=json and PYTHONUNBUFFERED=1 missing from ENV")
         if problems:
             raise Failed("; ".join(problems))
-        return "USER 10001:10001, ENTRYPOINT [datasync], CMD [ingest], LOG_FORMAT=json"
+        return ("USER 10001:10001, ENTRYPOINT [datasync], CMD [ingest], HEALTHCHECK NONE, "
+                "LOG_FORMAT=json")
 
     def non_root() -> str:
         out = engine("run", "--rm", "--entrypoint", "id", IMAGE).stdout.strip()
