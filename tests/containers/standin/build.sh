@@ -28,8 +28,8 @@ bootstrap() { # DIR PACKAGES
   say "debootstrap $suite with $packages (about a minute)"
   # DEBIAN_MIRROR: optional; debootstrap's own default mirror otherwise.
   if ! debootstrap --variant=minbase --include="$packages" "$suite" "$dir" ${DEBIAN_MIRROR:+"$DEBIAN_MIRROR"} >"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    say "debootstrap failed (full log: $log)"
+    tail -n 40 "$log" >&2
+    say "debootstrap failed (the lines above end its log)"
     return 1
   fi
   rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/cache/apt/*.bin "$dir"/var/lib/apt/lists/* \
