@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench-write bench-latency bench-memory bench-mock clean
+.PHONY: demo test lint container-test bench-write bench-latency bench-memory bench-mock clean
 
 $(BIN)/datasync: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ lint: $(BIN)/datasync
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+## Build the image and run docker-compose.yml's rehearsal in real containers (Docker, or podman
+## with podman-compose): see docs/containers.md, "Container test".
+CONTAINER_VENV ?= .venv-containers
+
+$(CONTAINER_VENV)/bin/podman-compose: tests/containers/requirements.txt
+	$(PYTHON) -m venv $(CONTAINER_VENV)
+	$(CONTAINER_VENV)/bin/pip install -q -r tests/containers/requirements.txt
+	touch $@
+
+container-test: $(CONTAINER_VENV)/bin/podman-compose
+	$(PYTHON) tests/containers/run.py
+
 bench-write: $(BIN)/datasync
 	$(BIN)/python bench/write_path.py
 
@@ -38,4 +50,4 @@ bench-mock: $(BIN)/datasync
 	$(BIN)/python bench/mockapi_pages.py
 
 clean:
-	rm -rf $(VENV) .datasync build dist *.egg-info
+	rm -rf $(VENV) $(CONTAINER_VENV) .container-test .datasync build dist *.egg-info
