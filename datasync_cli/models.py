@@ -29,6 +29,15 @@ class Page:
     request_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableRecord:
+    """A record of a page that could not be parsed on its own (its raw text and why); the
+    transform rejects it, the rest of its page is stored."""
+
+    raw: str
+    reason: str
+
+
 class Event(NamedTuple):
     """A record that can be stored: normalized instant in epoch microseconds, JSON text as received.
 
@@ -69,6 +78,9 @@ class Checkpoint:
     rejected: int = 0
     finished: bool = False
     endpoint: Endpoint | None = None
+    # The top range only: the median instant of its first page, where the stream's head was
+    # when the plan began; the next incremental run reads down to it.
+    head_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

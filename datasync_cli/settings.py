@@ -6,6 +6,7 @@ layer takes them from here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 from urllib.parse import urlsplit
@@ -29,6 +30,9 @@ class Defaults:
     max_workers: int = 64
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0  # one socket read
+    request_timeout_s: float = 120.0  # one whole exchange, however the bytes trickle in
+    max_body_mb: int = 64  # one answer, after decompression (a page is about 2 MB)
+    max_wait_s: float = 900.0  # the longest wait a server may ask for before the run stops
     max_attempts: int = 8  # per request, for failures (429s have their own allowance)
     token_ttl_s: float = 300.0  # the service's stream-token lifetime
     cursor_ttl_s: float = 117.0  # the service's cursor lifetime
@@ -51,9 +55,11 @@ class Settings:
     progress: bool = True
     connect_timeout: float = DEFAULTS.connect_timeout_s
     read_timeout: float = DEFAULTS.read_timeout_s
+    request_timeout: float = DEFAULTS.request_timeout_s
+    max_body_mb: int = DEFAULTS.max_body_mb
+    max_wait: float = DEFAULTS.max_wait_s
     max_attempts: int = DEFAULTS.max_attempts
     token_ttl: float = DEFAULTS.token_ttl_s
-    debug: bool = False
 
     def __repr__(self) -> str:
         shown = []
@@ -112,6 +118,14 @@ def validate(settings: Settings) -> Settings:
             f"--page-size must be between 1 and {DEFAULTS.max_page_size}, "
             f"not {settings.page_size}"
         )
+    for flag, value in (("--request-timeout", settings.request_timeout),
+                        ("--max-wait", settings.max_wait)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{flag} must be a positive number of seconds, not {value:g}",
+                              f"for example {flag} 120")
+    if settings.max_body_mb < 1:
+        raise ConfigError(f"--max-body-mb must be at least 1, not {settings.max_body_mb}",
+                          "for example --max-body-mb 64")
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"--log-format must be text or json, not {settings.log_format!r}")
     return settings

@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 from dateutil import parser as dateutil_parser
 
-from .models import Event, Position, Rejected
+from .exactjson import MAX_DEPTH, NonFiniteError, TooDeepError, dumps_exact, walk
+from .models import Event, Position, Rejected, UnreadableRecord
 
 __all__ = [
     "MAX_TS_US",
@@ -51,6 +52,12 @@ _MAGNITUDE_LIMIT = 10**22
 _TEXT_LIMIT = 100
 _REPR_LIMIT = 60
 _ID_LIMIT = 200
+# PostgreSQL's b-tree index refuses keys over about 2700 bytes; ids far below that are stored.
+_ID_MAX_CHARS = 1024
+# JSONB numbers are numeric: up to 131072 digits before the decimal point, 16383 after.
+_NUMERIC_INT_DIGITS = 131072
+_NUMERIC_SCALE = 16383
+_RAW_DEPTH = 100_000  # the text of a rejected record is kept whatever its depth
 
 # Two distinct defaults reveal a date that dateutil completed from its default (e.g. "March 5").
 _DEFAULT_A = datetime(2001, 1, 1)
@@ -211,9 +218,9 @@ def parse_timestamp(value: Any) -> int:
 def _raw_text(record: Any) -> str:
     """The record as ASCII JSON text, so NUL and lone surrogates survive as escapes in TEXT."""
     try:
-        return json.dumps(record, ensure_ascii=True, default=repr)
-    except (TypeError, ValueError, RecursionError):
-        return json.dumps(repr(record), ensure_ascii=True)
+        return dumps_exact(record, ascii_only=True, max_depth=_RAW_DEPTH, allow_nan=True)
+    except (TypeError, ValueError):
+        return json.dumps(f"<{type(record).__name__} that JSON cannot show>")
 
 
 def _safe_id(value: Any) -> str | None:
@@ -234,50 +241,63 @@ def _safe_id(value: Any) -> str | None:
 
 
 def _reject(record: Any, reason: str, event_id: Any = None) -> Rejected:
-    safe_id = _safe_id(event_id)
+    raw = _raw_text(record)
     return Rejected(
-        raw=_raw_text(record),
+        raw=raw,
         reason=reason,
-        event_id=safe_id,
-        identity=_identity(record, safe_id),
+        event_id=_safe_id(event_id),
+        identity=_identity(record, raw),
     )
 
 
-def _identity(record: Any, safe_id: str | None) -> str:
-    """What makes two rejected records one: the id when there is one, else the record without
-    its timestamp, which the feed and the standard endpoint spell differently."""
-    if safe_id:
-        return f"id:{safe_id}"
+def _identity(record: Any, raw: str) -> str:
+    """What makes two rejected records one: their text without the timestamp, which the feed
+    and the standard endpoint spell differently. Two different records sharing an id are two."""
     if isinstance(record, dict) and "timestamp" in record:
-        record = {k: v for k, v in record.items() if k != "timestamp"}
-    return f"raw:{_raw_text(record)}"
+        return _raw_text({k: v for k, v in record.items() if k != "timestamp"})
+    return raw
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _has_nul(record: Any) -> bool:
+    return any(isinstance(v, str) and "\x00" in v for v in walk(record))
+
+
+def _has_non_finite(record: Any) -> bool:
+    return any(isinstance(v, float) and not math.isfinite(v) for v in walk(record))
+
+
+def _beyond_numeric(record: Any) -> bool:
+    """A number PostgreSQL's numeric (inside JSONB) cannot hold."""
+    for v in walk(record):
+        if isinstance(v, Decimal) and v.is_finite():
+            exponent = int(v.as_tuple().exponent)
+            if v.adjusted() >= _NUMERIC_INT_DIGITS or exponent < -_NUMERIC_SCALE:
+                return True
     return False
 
 
-def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_non_finite(v) for v in value)
-    return False
-
-
-def _fallback_json(record: dict[str, Any]) -> str:
-    """JSON text for what orjson refuses but PostgreSQL can hold (integers beyond 64 bits)."""
-    text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    text.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate
-    return text
+def _exact_json(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """JSON text for what orjson refuses: exact decimals, integers beyond 64 bits, records
+    nested deeper than orjson writes."""
+    try:
+        text = dumps_exact(record)
+    except TooDeepError:
+        return None, f"record nested deeper than {MAX_DEPTH} levels"
+    except NonFiniteError:
+        return None, "record holds a non-finite number (NaN or Infinity)"
+    except TypeError as err:
+        return None, f"record is not JSON-serializable: {str(err)[:_REPR_LIMIT]}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "string holds a lone surrogate (not valid UTF-8)"
+    if _beyond_numeric(record):
+        return None, "number beyond what PostgreSQL's numeric type can hold"
+    return text, None
 
 
 def _content_problem(record: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -287,14 +307,10 @@ def _content_problem(record: dict[str, Any]) -> tuple[str | None, str | None]:
     except orjson.JSONEncodeError as exc:
         if "surrogates" in str(exc):
             return None, "string holds a lone surrogate (not valid UTF-8)"
-        try:
-            data = _fallback_json(record)
-        except UnicodeEncodeError:
-            return None, "string holds a lone surrogate (not valid UTF-8)"
-        except ValueError:
-            return None, "record holds a non-finite number (NaN or Infinity)"
-        except (TypeError, RecursionError) as err:
-            return None, f"record is not JSON-serializable: {str(err)[:_REPR_LIMIT]}"
+        exact, problem = _exact_json(record)
+        if exact is None:
+            return None, problem
+        data = exact
     # orjson escapes NUL as \u0000; a literal backslash-u0000 text can match too, so confirm.
     if "\\u0000" in data and _has_nul(record):
         return None, "string holds a NUL character (\\u0000), which PostgreSQL cannot store"
@@ -307,6 +323,8 @@ def _content_problem(record: dict[str, Any]) -> tuple[str | None, str | None]:
 def transform_record(record: Any) -> Event | Rejected:
     """One raw record -> Event, or Rejected with the first reason it cannot be stored."""
     if type(record) is not dict:
+        if isinstance(record, UnreadableRecord):
+            return Rejected(raw=record.raw, reason=record.reason, identity=record.raw)
         if not isinstance(record, dict):
             return _reject(record, "record is not a JSON object")
         record = dict(record)
@@ -315,6 +333,8 @@ def transform_record(record: Any) -> Event | Rejected:
     if type(raw_id) is str:
         if not raw_id.strip():
             return _reject(record, "empty id")
+        if len(raw_id) > _ID_MAX_CHARS // 4 and _utf8_len(raw_id) > _ID_MAX_CHARS:
+            return _reject(record, f"id longer than {_ID_MAX_CHARS} bytes", raw_id)
         event_id = raw_id
     elif raw_id is None:
         return _reject(record, "missing id" if "id" not in record else "id is null")
@@ -322,6 +342,8 @@ def transform_record(record: Any) -> Event | Rejected:
         event_id = str(raw_id)
     elif isinstance(raw_id, float) and math.isfinite(raw_id):
         event_id = repr(raw_id)
+    elif isinstance(raw_id, Decimal) and raw_id.is_finite() and len(str(raw_id)) <= _ID_MAX_CHARS:
+        event_id = str(raw_id)
     else:
         return _reject(record, f"id is not a string: {_short_repr(raw_id)}")
 
@@ -337,10 +359,8 @@ def transform_record(record: Any) -> Event | Rejected:
         return _reject(record, problem or "record cannot be stored", raw_id)
 
     raw_type = record.get("type")
-    if raw_type is None or type(raw_type) is str:
-        event_type = raw_type
-    else:
-        event_type = orjson.dumps(raw_type).decode()
+    plain = raw_type is None or type(raw_type) is str
+    event_type = raw_type if plain else dumps_exact(raw_type)
     return Event(id=event_id, event_type=event_type, ts_us=ts_us, data=data)
 
 

@@ -19,6 +19,7 @@ class Verdict:
     expected_from: str
     ingested: int
     rejected: int
+    conflicts: int  # later versions of stored ids with different content, kept aside
     missing: int
     extra: int
     ranges_left: int
@@ -74,6 +75,7 @@ def verify(settings: Settings, expected: int | None = None) -> Verdict:
         expected_from=source,
         ingested=stats.ingested,
         rejected=stats.rejected,
+        conflicts=stats.conflicts,
         missing=max(expected - accounted, 0),
         extra=max(accounted - expected, 0),
         ranges_left=left,

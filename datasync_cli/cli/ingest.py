@@ -17,8 +17,11 @@ from .options import (
     ApiUrl,
     DatabaseUrl,
     LogFormat,
+    MaxBodyMb,
+    MaxWait,
     NoProgress,
     PageSize,
+    RequestTimeout,
     Token,
     Workers,
     build_settings,
@@ -36,6 +39,9 @@ def ingest(
     page_size: PageSize = DEFAULTS.page_size,
     log_format: LogFormat = None,
     no_progress: NoProgress = False,
+    max_wait: MaxWait = DEFAULTS.max_wait_s,
+    request_timeout: RequestTimeout = DEFAULTS.request_timeout_s,
+    max_body_mb: MaxBodyMb = DEFAULTS.max_body_mb,
 ) -> None:
     """Migrate, resume from the checkpoint and ingest until the source is exhausted."""
     settings = build_settings(
@@ -47,6 +53,9 @@ def ingest(
         page_size=page_size,
         log_format=log_format,
         progress=not no_progress,
+        max_wait=max_wait,
+        request_timeout=request_timeout,
+        max_body_mb=max_body_mb,
     )
     settings.require_api()
     reporter = make_reporter(settings.log_format, settings.progress, settings.secrets())

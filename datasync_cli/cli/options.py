@@ -76,6 +76,34 @@ LogFormat = Annotated[
         show_default="text on a terminal, else json",
     ),
 ]
+MaxWait = Annotated[
+    float,
+    typer.Option(
+        "--max-wait",
+        envvar="INGEST_MAX_WAIT",
+        metavar="SECONDS",
+        help="Longest wait a server may ask for (Retry-After, rate-limit reset); a longer one "
+        "stops the run instead (rerun later to resume).",
+    ),
+]
+RequestTimeout = Annotated[
+    float,
+    typer.Option(
+        "--request-timeout",
+        envvar="INGEST_REQUEST_TIMEOUT",
+        metavar="SECONDS",
+        help="Deadline for one whole HTTP exchange, however slowly the bytes arrive.",
+    ),
+]
+MaxBodyMb = Annotated[
+    int,
+    typer.Option(
+        "--max-body-mb",
+        envvar="INGEST_MAX_BODY_MB",
+        metavar="MB",
+        help="Largest answer accepted, after decompression (a page is about 2 MB).",
+    ),
+]
 NoProgress = Annotated[
     bool, typer.Option("--no-progress", help="No live progress display.")
 ]
@@ -96,7 +124,9 @@ def build_settings(
     page_size: int = DEFAULTS.page_size,
     log_format: str | None = None,
     progress: bool = True,
-    debug: bool = False,
+    max_wait: float = DEFAULTS.max_wait_s,
+    request_timeout: float = DEFAULTS.request_timeout_s,
+    max_body_mb: int = DEFAULTS.max_body_mb,
 ) -> Settings:
     """Turn parsed options into validated Settings (ConfigError on anything malformed)."""
     fmt = (log_format or default_log_format()).lower()
@@ -109,6 +139,8 @@ def build_settings(
         page_size=page_size,
         log_format=fmt,  # type: ignore[arg-type]
         progress=progress,
-        debug=debug,
+        max_wait=max_wait,
+        request_timeout=request_timeout,
+        max_body_mb=max_body_mb,
     )
     return validate(settings)

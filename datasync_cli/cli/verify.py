@@ -10,7 +10,16 @@ from ..errors import ExitCode
 from ..settings import DEFAULTS
 from ..verify import verify as compare
 from .funnel import command
-from .options import ApiKey, ApiUrl, DatabaseUrl, JsonOutput, build_settings
+from .options import (
+    ApiKey,
+    ApiUrl,
+    DatabaseUrl,
+    JsonOutput,
+    MaxBodyMb,
+    MaxWait,
+    RequestTimeout,
+    build_settings,
+)
 from .output import print_json
 
 Expected = Annotated[
@@ -29,9 +38,19 @@ def verify(
     api_key: ApiKey = None,
     expected: Expected = None,
     json_out: JsonOutput = False,
+    max_wait: MaxWait = DEFAULTS.max_wait_s,
+    request_timeout: RequestTimeout = DEFAULTS.request_timeout_s,
+    max_body_mb: MaxBodyMb = DEFAULTS.max_body_mb,
 ) -> None:
     """Compare what is stored with what the source holds; exit 1 when they don't add up."""
-    settings = build_settings(database_url=database_url, api_url=api_url, api_key=api_key)
+    settings = build_settings(
+        database_url=database_url,
+        api_url=api_url,
+        api_key=api_key,
+        max_wait=max_wait,
+        request_timeout=request_timeout,
+        max_body_mb=max_body_mb,
+    )
     verdict = compare(settings, expected)
     if json_out:
         print_json(verdict.as_dict())

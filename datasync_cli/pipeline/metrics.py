@@ -25,6 +25,7 @@ class RunMetrics:
         self.fetched = 0
         self.inserted = 0
         self.duplicates = 0
+        self.conflicts = 0
         self.rejected = 0
         self.pages = 0
         self.total: int | None = None
@@ -55,7 +56,8 @@ class RunMetrics:
             self.fetched += batch.fetched
             self.inserted += result.inserted
             self.duplicates += result.duplicates
-            self.rejected += result.rejected_new
+            self.conflicts += result.conflicts
+            self.rejected += result.rejected
             endpoint = batch.checkpoint.endpoint or "-"
             self.endpoint_pages[endpoint] = self.endpoint_pages.get(endpoint, 0) + 1
             self._samples.append((self._clock.monotonic(), self.fetched))
@@ -118,6 +120,7 @@ class RunMetrics:
                 "fetched": self.fetched,
                 "inserted": self.inserted,
                 "duplicates": self.duplicates,
+                "conflicts": self.conflicts,
                 "rejected": self.rejected,
                 "source_total": self.total,
                 "pages": self.pages,

@@ -89,7 +89,9 @@ class Readers:
                         events[-1].ts_us // 1000,
                         len(events),
                     )
-                batch = make_batch(step.inside, rejected, step.checkpoint, len(page.records))
+                # Events outside the range are stored too (most are duplicates of a neighbour's):
+                # nothing the source sends is dropped unaccounted.
+                batch = make_batch(events, rejected, step.checkpoint, len(page.records))
                 del page, events, rejected, step  # only the batch waits in the queue
                 self.batches.put(batch)
                 if cursor.checkpoint.finished:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..display import Reporter
 from ..models import Checkpoint
-from ..sink import CheckpointStore, store_stats
+from ..sink import CheckpointStore, newest_plausible_ts_ms, store_stats
 
 FIRST_RANGE = "r000"
 
@@ -34,9 +34,18 @@ def plan_start(store: CheckpointStore, dsn: str, reporter: Reporter) -> list[Che
                 missing=short,
             )
         else:
-            fresh = Checkpoint(range_id=FIRST_RANGE, hi_ms=None, lo_ms=stats.max_ts_ms)
-            reporter.log(
-                "previous run complete; reading events newer than it", lo_ms=stats.max_ts_ms
-            )
+            head = _previous_head(checkpoints, dsn)
+            fresh = Checkpoint(range_id=FIRST_RANGE, hi_ms=None, lo_ms=head)
+            reporter.log("previous run complete; reading events newer than it", lo_ms=head)
     store.save_plan([fresh], replace_all=True)
     return [fresh]
+
+
+def _previous_head(checkpoints: list[Checkpoint], dsn: str) -> int | None:
+    """Where the stream's head was when the previous plan began (see RangeCursor: the median of
+    its first page, so one outlier cannot move it). Plans saved before the head was recorded
+    fall back to the newest stored instant that is not in the future."""
+    heads = [cp.head_ms for cp in checkpoints if cp.head_ms is not None]
+    if heads:
+        return min(heads)
+    return newest_plausible_ts_ms(dsn)

@@ -4,7 +4,15 @@ from .checkpoints import CheckpointStore, RunRecord, RunStatus
 from .db import connect, create_database_for, describe, drop_database, scrub
 from .lock import IngestLock, ingest_running
 from .migrations import applied_versions, available, migrate
-from .stats import IdChecksum, StoredCheckpoint, StoreStats, id_checksum, iter_ids, store_stats
+from .stats import (
+    IdChecksum,
+    StoredCheckpoint,
+    StoreStats,
+    id_checksum,
+    iter_ids,
+    newest_plausible_ts_ms,
+    store_stats,
+)
 from .writer import CopyWriter, WriteResult
 
 __all__ = [
@@ -27,6 +35,7 @@ __all__ = [
     "ingest_running",
     "iter_ids",
     "migrate",
+    "newest_plausible_ts_ms",
     "scrub",
     "store_stats",
 ]

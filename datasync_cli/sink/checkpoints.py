@@ -25,17 +25,18 @@ RunStatus = Literal["running", "completed", "interrupted", "failed"]
 RUN_STATUSES: tuple[RunStatus, ...] = ("running", "completed", "interrupted", "failed")
 
 CHECKPOINT_COLUMNS = (
-    "reader_id, hi_ms, lo_ms, cursor, endpoint, last_ts_ms, last_id, events, rejected, finished"
+    "reader_id, hi_ms, lo_ms, cursor, endpoint, last_ts_ms, last_id, events, rejected, finished, "
+    "head_ms"
 )
 
 UPSERT_CHECKPOINT_SQL = f"""
 INSERT INTO cursor_state ({CHECKPOINT_COLUMNS}, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
 ON CONFLICT (reader_id) DO UPDATE SET
     hi_ms = EXCLUDED.hi_ms, lo_ms = EXCLUDED.lo_ms, cursor = EXCLUDED.cursor,
     endpoint = EXCLUDED.endpoint, last_ts_ms = EXCLUDED.last_ts_ms, last_id = EXCLUDED.last_id,
     events = EXCLUDED.events, rejected = EXCLUDED.rejected, finished = EXCLUDED.finished,
-    updated_at = now()
+    head_ms = EXCLUDED.head_ms, updated_at = now()
 """
 
 SELECT_CHECKPOINTS_SQL = (
@@ -57,13 +58,14 @@ def checkpoint_params(cp: Checkpoint) -> tuple[Any, ...]:
         cp.events,
         cp.rejected,
         cp.finished,
+        cp.head_ms,
     )
 
 
 def checkpoint_from_row(row: Sequence[Any]) -> Checkpoint:
-    """A Checkpoint from the first ten columns of SELECT_CHECKPOINTS_SQL."""
+    """A Checkpoint from the first eleven columns of SELECT_CHECKPOINTS_SQL."""
     range_id, hi_ms, lo_ms, cursor, endpoint, last_ts_ms, last_id, events, rejected = row[:9]
-    done = row[9]
+    done, head_ms = row[9], row[10]
     position = Position(int(last_ts_ms), str(last_id)) if last_ts_ms is not None else None
     return Checkpoint(
         range_id=range_id,
@@ -75,6 +77,7 @@ def checkpoint_from_row(row: Sequence[Any]) -> Checkpoint:
         rejected=int(rejected),
         finished=bool(done),
         endpoint=endpoint if endpoint in ("feed", "standard") else None,
+        head_ms=head_ms,
     )
 
 

@@ -8,11 +8,18 @@ PostgreSQL text cannot hold NUL, so transform rejects records containing it befo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date, timedelta
 
 from ..models import Batch, Checkpoint, Event, Rejected
 
-STAGING_COLUMNS = ("id", "event_type", "ts_us", "data")
+# The columns of a COPY into ingested_events, and of staging_events, which has the same shape
+# so one encoding serves both targets.
+COPY_COLUMNS = ("id", "event_type", "timestamp", "data")
+STAGING_COLUMNS = COPY_COLUMNS
 NULL = "\\N"
+_DAY_US = 86_400_000_000
+_EPOCH_DAY = date(1970, 1, 1)
+_day_prefixes: dict[int, str] = {}
 
 _SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -30,14 +37,32 @@ def escape_json(data: str) -> str:
     return data.replace("\\", "\\\\")
 
 
+def timestamp_text(ts_us: int) -> str:
+    """An epoch-microsecond instant as timestamptz input ("2026-01-27 19:19:13.629000+00").
+
+    Several times faster than datetime arithmetic: a stream spans few days, so each day's date
+    text is built once."""
+    day, rest = divmod(ts_us, _DAY_US)
+    prefix = _day_prefixes.get(day)
+    if prefix is None:
+        if len(_day_prefixes) > 100_000:
+            _day_prefixes.clear()
+        prefix = _day_prefixes[day] = (_EPOCH_DAY + timedelta(days=day)).isoformat()
+    seconds, micros = divmod(rest, 1_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{prefix} {hours:02d}:{minutes:02d}:{seconds:02d}.{micros:06d}+00"
+
+
 def encode_rows(events: Iterable[Event]) -> bytes:
-    """The staging rows of a batch (columns STAGING_COLUMNS), UTF-8 encoded."""
+    """The COPY rows of a batch (columns COPY_COLUMNS), UTF-8 encoded."""
     special = _SPECIAL
     backslash, doubled = "\\", "\\\\"
+    stamp = timestamp_text
     lines = [
         f"{e.id.translate(special)}\t"
         f"{NULL if e.event_type is None else e.event_type.translate(special)}\t"
-        f"{e.ts_us}\t{e.data.replace(backslash, doubled)}\n"
+        f"{stamp(e.ts_us)}\t{e.data.replace(backslash, doubled)}\n"
         for e in events
     ]
     return "".join(lines).encode("utf-8")

@@ -60,6 +60,7 @@ class StoredCheckpoint:
             "events": cp.events,
             "rejected": cp.rejected,
             "finished": cp.finished,
+            "head_ms": cp.head_ms,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "age_s": round(self.age_s, 3),
@@ -74,6 +75,7 @@ class StoreStats:
     schema_versions: list[str] = field(default_factory=list)
     ingested: int = 0
     rejected: int = 0
+    conflicts: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     checkpoints: list[StoredCheckpoint] = field(default_factory=list)
     last_run: RunRecord | None = None
@@ -95,6 +97,7 @@ class StoreStats:
             "schema_versions": self.schema_versions,
             "ingested": self.ingested,
             "rejected": self.rejected,
+            "conflicts": self.conflicts,
             "rejected_by_reason": self.rejected_by_reason,
             "min_ts_ms": self.min_ts_ms,
             "max_ts_ms": self.max_ts_ms,
@@ -133,6 +136,11 @@ def store_stats(dsn: str) -> StoreStats:
                 f"{_TS_MS.format('max(timestamp)')} FROM ingested_events"
             )
             ingested, min_ts, max_ts = cur.fetchone() or (0, None, None)
+            conflicts_row: tuple[Any, ...] | None = (0,)
+            cur.execute("SELECT to_regclass('event_conflicts') IS NOT NULL")
+            if (cur.fetchone() or (False,))[0]:  # absent until the schema is upgraded
+                cur.execute("SELECT count(*) FROM event_conflicts")
+                conflicts_row = cur.fetchone()
             cur.execute(_REJECTED_BY_KIND_SQL)
             by_reason = {str(kind): int(n) for kind, n in cur.fetchall()}
             cur.execute(
@@ -141,7 +149,7 @@ def store_stats(dsn: str) -> StoreStats:
                 "FROM cursor_state ORDER BY reader_id"
             )
             checkpoints = [
-                StoredCheckpoint(checkpoint_from_row(r), r[10], r[11], float(r[12]))
+                StoredCheckpoint(checkpoint_from_row(r), r[11], r[12], float(r[13]))
                 for r in cur.fetchall()
             ]
             cur.execute(f"SELECT {RUN_COLUMNS} FROM ingest_runs ORDER BY run_id DESC LIMIT 1")
@@ -156,6 +164,7 @@ def store_stats(dsn: str) -> StoreStats:
         schema_versions=versions,
         ingested=int(ingested),
         rejected=sum(by_reason.values()),
+        conflicts=int(conflicts_row[0]) if conflicts_row else 0,
         rejected_by_reason=by_reason,
         checkpoints=checkpoints,
         last_run=run_from_row(run_row) if run_row else None,
@@ -210,3 +219,22 @@ def id_checksum(dsn: str) -> IdChecksum:
         conn.close()
     assert row is not None
     return IdChecksum(count=int(row[0]), checksum=int(row[1]))
+
+
+def newest_plausible_ts_ms(dsn: str) -> int | None:
+    """The newest stored instant that is not more than a day in the future (a record dated
+    9999 says nothing about where the stream is)."""
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {_TS_MS.format('max(timestamp)')} FROM ingested_events "
+                "WHERE timestamp <= now() + interval '1 day'"
+            )
+            row = cur.fetchone()
+        conn.rollback()
+    except psycopg2.Error as exc:
+        raise operation_error(exc, "reading the newest stored instant", dsn) from None
+    finally:
+        conn.close()
+    return None if not row or row[0] is None else int(row[0])

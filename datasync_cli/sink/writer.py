@@ -1,84 +1,66 @@
-"""CopyWriter: one batch = one transaction (COPY to staging, upsert, rejects, checkpoint).
+"""CopyWriter: one batch = one transaction (rows, rejects, checkpoint).
 
 Because data and checkpoint commit together, a crash anywhere leaves either both or neither;
-a rolled-back batch is simply fetched and written again, and ON CONFLICT makes that idempotent.
+a rolled-back batch is simply fetched and written again, and the primary key makes that
+idempotent. How a page's rows go in is page_sql's business; this module owns the connection,
+reconnects, and which way to write a page.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import logging
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from types import TracebackType
 
 import psycopg2
 import psycopg2.errors
-import psycopg2.extras
 
 from ..clock import Clock, SystemClock
 from ..errors import DatabaseError
-from ..models import Batch, Event, Rejected
+from ..models import Batch
 from .checkpoints import UPSERT_CHECKPOINT_SQL, checkpoint_params
-from .copy_format import STAGING_COLUMNS
 from .db import Connection, connect, connection_lost, describe, first_line, operation_error
+from .page_sql import (
+    RowsWritten,
+    any_stored,
+    insert_rejected,
+    row_caused,
+    write_direct,
+    write_each,
+    write_staged,
+)
 
 log = logging.getLogger(__name__)
 
-COPY_SQL = f"COPY staging_events ({', '.join(STAGING_COLUMNS)}) FROM STDIN"
-
-# Seconds and microseconds apart: interval * float stays exact over the whole year 1..9999 range.
-# (%% is a literal percent sign: these statements take parameters.)
-_TIMESTAMP_EXPR = (
-    "timestamptz 'epoch' + (ts_us / 1000000) * interval '1 second'"
-    " + (ts_us %% 1000000) * interval '1 microsecond'"
-)
-
-# One writer per database (the ingest lock), so the staging table is ours alone: it is truncated
-# after each page, which is far cheaper than deleting rows.
-# (No parameters here, so the percent sign is written once.)
-UPSERT_FROM_STAGING_SQL = f"""
-INSERT INTO ingested_events (id, event_type, timestamp, data)
-SELECT id, event_type, {_TIMESTAMP_EXPR.replace("%%", "%")}, data::jsonb
-FROM staging_events
-ON CONFLICT (id) DO NOTHING
-"""
-
-CLEAR_STAGING_SQL = "TRUNCATE staging_events"
-
-INSERT_ONE_SQL = f"""
-INSERT INTO ingested_events (id, event_type, timestamp, data)
-SELECT id, event_type, {_TIMESTAMP_EXPR}, data::jsonb
-FROM (VALUES (%s, %s, %s::bigint, %s)) AS v (id, event_type, ts_us, data)
-ON CONFLICT (id) DO NOTHING
-"""
-
-INSERT_REJECTED_SQL = """
-INSERT INTO rejected_events (raw_sha256, event_id, reason, raw) VALUES %s
-ON CONFLICT (raw_sha256) DO NOTHING
-RETURNING 1
-"""
-
-_COPY_CHUNK = 1 << 20
 _FIRST_DELAY_S = 0.5
 _MAX_DELAY_S = 8.0
+# A page's rows and its checkpoint commit together, so a server crash can only lose both (the
+# next run fetches them again): the page commit need not wait for its WAL flush. The run's last
+# bookkeeping commit is synchronous, which makes every earlier commit durable before the run
+# reports itself complete.
+PAGE_COMMIT_SQL = "SET LOCAL synchronous_commit = off"
+
+
+class Mode(Enum):
+    """How a page goes in: see page_sql."""
+
+    DIRECT = "direct"
+    STAGED = "staged"
+    ROW_BY_ROW = "row by row"
 
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What one batch changed: new rows, ids already stored, newly recorded rejects."""
+    """What one batch did. Every fetched record is one of: inserted, a duplicate of stored
+    content (or of a rejected record already recorded), a conflicting version, rejected."""
 
     inserted: int
     duplicates: int
-    rejected_new: int
-
-
-def raw_sha256(raw: str) -> str:
-    """The dedupe key of a rejected record."""
-    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+    conflicts: int
+    rejected: int
 
 
 class _Refused(Exception):
@@ -128,44 +110,51 @@ class CopyWriter:
 
     def write(self, batch: Batch) -> WriteResult:
         """Commit the batch's rows, rejects and checkpoint in one transaction."""
-        isolate = False
+        mode: Mode | None = None  # chosen from the page itself on the first try
         failing_since: float | None = None
         delay = _FIRST_DELAY_S
         while True:
             try:
-                return self._write_once(self._connection(), batch, isolate)
+                return self._write_once(self._connection(), batch, mode)
             except _Refused as refused:
                 failure: str = refused.error.message
             except psycopg2.Error as exc:
                 lost = connection_lost(exc, self._conn)
                 self._recover(lost)
                 if not lost:
-                    if isinstance(exc, psycopg2.DataError) and not isolate:
-                        # One record PostgreSQL refuses: redo row by row to reject just it.
-                        isolate = True
-                        continue
-                    raise operation_error(exc, "saving a batch", self._dsn) from None
+                    mode = self._fallback(exc, mode)
+                    continue
                 failure = f"{describe(self._dsn)}: {first_line(exc, self._dsn)}"
             except BaseException:
                 self._recover(lost=False)
                 raise
-            now = self._clock.monotonic()
-            if failing_since is None:
-                failing_since = now
-            waited = now - failing_since
-            if waited >= self._budget:
-                raise DatabaseError(
-                    "lost the connection to PostgreSQL and could not reconnect within "
-                    f"{self._budget:.0f} s ({failure})",
-                    "check that the server is running, then rerun; the last checkpoint is intact",
-                )
-            log.warning("database connection lost (%s); reconnecting in %.1f s", failure, delay)
-            if self._clock.sleep(min(delay, self._budget - waited), self._stop):
-                raise DatabaseError(
-                    "stopped while reconnecting to PostgreSQL; the batch in flight was not saved",
-                    "rerun to continue from the last checkpoint",
-                )
-            delay = min(delay * 2, _MAX_DELAY_S)
+            failing_since = failing_since or self._clock.monotonic()
+            delay = self._wait_to_reconnect(failing_since, failure, delay)
+
+    def _fallback(self, exc: psycopg2.Error, mode: Mode | None) -> Mode:
+        """The next way to try a page PostgreSQL refused, or the error when there is none."""
+        if isinstance(exc, psycopg2.errors.UniqueViolation) and mode in (None, Mode.DIRECT):
+            # An id appeared between the probe and the COPY: only a second writer does that.
+            return Mode.STAGED
+        if row_caused(exc) and mode is not Mode.ROW_BY_ROW:
+            return Mode.ROW_BY_ROW  # one record PostgreSQL refuses: reject just that one
+        raise operation_error(exc, "saving a batch", self._dsn) from None
+
+    def _wait_to_reconnect(self, failing_since: float, failure: str, delay: float) -> float:
+        waited = self._clock.monotonic() - failing_since
+        if waited >= self._budget:
+            raise DatabaseError(
+                "lost the connection to PostgreSQL and could not reconnect within "
+                f"{self._budget:.0f} s ({failure})",
+                "check that the server is running, then rerun; the last checkpoint is intact",
+            )
+        log.warning("database connection lost (%s); reconnecting in %.1f s", failure, delay)
+        if self._clock.sleep(min(delay, self._budget - waited), self._stop):
+            raise DatabaseError(
+                "stopped while reconnecting to PostgreSQL; the batch in flight was not saved",
+                "rerun to continue from the last checkpoint",
+            )
+        return min(delay * 2, _MAX_DELAY_S)
 
     def _connection(self) -> Connection:
         if self._conn is not None and not self._conn.closed:
@@ -193,57 +182,25 @@ class CopyWriter:
             with contextlib.suppress(psycopg2.Error):
                 conn.close()
 
-    def _write_once(self, conn: Connection, batch: Batch, isolate: bool) -> WriteResult:
+    def _write_once(self, conn: Connection, batch: Batch, mode: Mode | None) -> WriteResult:
         rejected = list(batch.rejected)
-        inserted = 0
+        events = batch.events
         with conn.cursor() as cur:
-            if batch.events:
-                if isolate:
-                    inserted = self._insert_each(cur, batch.events, rejected)
-                else:
-                    payload = io.BytesIO(batch.copy_rows)
-                    cur.copy_expert(COPY_SQL, payload, size=_COPY_CHUNK)
-                    cur.execute(UPSERT_FROM_STAGING_SQL)
-                    inserted = cur.rowcount
-                    cur.execute(CLEAR_STAGING_SQL)
-            rejected_new = self._insert_rejected(cur, rejected)
+            cur.execute(PAGE_COMMIT_SQL)
+            if not events:
+                rows = RowsWritten(0, 0, 0)
+            elif mode is Mode.ROW_BY_ROW:
+                rows = write_each(cur, events, rejected)
+            elif mode is Mode.STAGED or any_stored(cur, events):
+                rows = write_staged(cur, batch.copy_rows, len(events))
+            else:
+                rows = write_direct(cur, batch.copy_rows, len(events))
+            rejected_new = insert_rejected(cur, rejected)
             cur.execute(UPSERT_CHECKPOINT_SQL, checkpoint_params(batch.checkpoint))
         conn.commit()
-        duplicates = len(batch.events) - inserted - (len(rejected) - len(batch.rejected))
-        return WriteResult(inserted=inserted, duplicates=duplicates, rejected_new=rejected_new)
-
-    @staticmethod
-    def _insert_each(
-        cur: psycopg2.extensions.cursor, events: Sequence[Event], rejected: list[Rejected]
-    ) -> int:
-        """Slow path: one savepoint per row; rows PostgreSQL refuses join `rejected`."""
-        inserted = 0
-        for event in events:
-            cur.execute("SAVEPOINT datasync_row")
-            try:
-                cur.execute(INSERT_ONE_SQL, (event.id, event.event_type, event.ts_us, event.data))
-            except psycopg2.DataError as exc:
-                cur.execute("ROLLBACK TO SAVEPOINT datasync_row")
-                rejected.append(
-                    Rejected(
-                        raw=event.data,
-                        reason=f"PostgreSQL refused the record: {first_line(exc)}",
-                        event_id=event.id,
-                    )
-                )
-                continue
-            inserted += cur.rowcount
-            cur.execute("RELEASE SAVEPOINT datasync_row")
-        return inserted
-
-    @staticmethod
-    def _insert_rejected(cur: psycopg2.extensions.cursor, rejected: Sequence[Rejected]) -> int:
-        if not rejected:
-            return 0
-        unique = {raw_sha256(r.identity or r.raw): (r.event_id, r.reason, r.raw) for r in rejected}
-        rows = sorted(unique.items())
-        values = [(digest, event_id, reason, raw) for digest, (event_id, reason, raw) in rows]
-        returned = psycopg2.extras.execute_values(
-            cur, INSERT_REJECTED_SQL, values, page_size=len(values), fetch=True
+        return WriteResult(
+            inserted=rows.inserted,
+            duplicates=rows.duplicates + len(rejected) - rejected_new,
+            conflicts=rows.conflicts,
+            rejected=rejected_new,
         )
-        return len(returned)

@@ -9,8 +9,9 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from ..models import Checkpoint, Page
 from ..settings import DEFAULTS, Settings
-from .client import ApiClient, parse_page
+from .client import ApiClient
 from .cursor import cursor_position, decode_cursor, encode_cursor, forge_cursor
+from .envelope import decode_body, parse_page
 from .errors import RateLimitedError, StopRequestedError
 from .feedthrottle import FeedThrottle
 from .pagination import Advance, FeedRequest, RangeCursor
@@ -36,6 +37,7 @@ __all__ = [
     "StreamToken",
     "StreamTokens",
     "cursor_position",
+    "decode_body",
     "decode_cursor",
     "encode_cursor",
     "fetch_total",
@@ -58,6 +60,9 @@ class SourceConfig:
     page_size: int = DEFAULTS.page_size
     connect_timeout: float = DEFAULTS.connect_timeout_s
     read_timeout: float = DEFAULTS.read_timeout_s
+    request_timeout: float = DEFAULTS.request_timeout_s
+    max_body_mb: int = DEFAULTS.max_body_mb
+    max_wait: float = DEFAULTS.max_wait_s
     max_attempts: int = DEFAULTS.max_attempts
     token_ttl: float = DEFAULTS.token_ttl_s
     readers: int = DEFAULTS.workers
@@ -71,6 +76,9 @@ class SourceConfig:
             page_size=settings.page_size,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            request_timeout=settings.request_timeout,
+            max_body_mb=settings.max_body_mb,
+            max_wait=settings.max_wait,
             max_attempts=settings.max_attempts,
             token_ttl=settings.token_ttl,
             readers=settings.effective_workers(),
@@ -108,10 +116,16 @@ class Source:
         self.client = client
         self._clock = clock
         self._stop = stop
-        self.retry = retry or RetryPolicy(clock, stop, max_attempts=config.max_attempts)
-        self.budget = RateBudget(clock)
-        self.throttle = FeedThrottle(clock, max_concurrency=config.readers)
-        token_retry = RetryPolicy(clock, stop, max_attempts=TOKEN_ATTEMPTS, max_throttled=3)
+        self.retry = retry or RetryPolicy(
+            clock, stop, max_attempts=config.max_attempts, max_wait_s=config.max_wait
+        )
+        self.budget = RateBudget(clock, max_wait_s=config.max_wait)
+        self.throttle = FeedThrottle(
+            clock, max_concurrency=config.readers, max_wait_s=config.max_wait
+        )
+        token_retry = RetryPolicy(
+            clock, stop, max_attempts=TOKEN_ATTEMPTS, max_throttled=3, max_wait_s=config.max_wait
+        )
         issue = None
         if config.api_key:
 
@@ -169,6 +183,8 @@ def open_source(config: SourceConfig, clock: Clock, stop: threading.Event | None
         config.api_key,
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
+        request_timeout=config.request_timeout,
+        max_body_bytes=config.max_body_mb << 20,
         pool_size=max(64, 2 * config.readers),
         clock=clock,
     )

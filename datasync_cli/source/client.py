@@ -1,22 +1,18 @@
-"""HTTP to the DataSync API: one keep-alive session, error mapping, liberal envelope parsing."""
+"""The DataSync API's endpoints: what to send, and what each answer means (error families)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
-import requests
-from requests.adapters import HTTPAdapter
-
 from .. import __version__
 from ..clock import Clock, SystemClock
 from ..errors import FatalSourceError, RetriableSourceError
-from ..models import Endpoint, Page
-from ..redact import Scrubber, redact_url
+from ..models import Page
+from ..redact import Scrubber, redact_url, server_text
 from ..settings import DEFAULTS
+from .envelope import decode_body, parse_page
 from .errors import (
     AuthError,
     CursorExpiredError,
@@ -26,10 +22,10 @@ from .errors import (
 )
 from .headers import header, retry_after
 from .token import StreamToken
+from .transport import URL_HINT, Answer, ConnectionFailedError, Transport
 
 STREAM_ACCESS_PATH = "/internal/dashboard/stream-access"
 KEY_HINT = "check --api-key / TARGET_API_KEY"
-URL_HINT = "check --api-url / API_BASE_URL"
 # The service refuses token requests that do not look like its own dashboard.
 BROWSER_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -38,67 +34,6 @@ BROWSER_USER_AGENT = (
 CURSOR_CODES = frozenset({"CURSOR_EXPIRED", "CURSOR_INVALID_FORMAT"})
 
 HeadersHook = Callable[[Mapping[str, str]], None]
-
-
-# 19 digits in a row may be an integer beyond 64 bits, which orjson turns into a float. Mapping
-# every digit to 0 and searching for nineteen zeros is ten times faster than a regex.
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_DIGITS = b"0" * 19
-
-
-def decode_json(content: bytes) -> Any:
-    """Parse a body; stdlib json takes what orjson refuses (lone surrogates) or would round
-    (integers beyond 64 bits), so every record reaches the transform as it was sent."""
-    if _LONG_DIGITS not in content.translate(_DIGITS_TO_ZERO):
-        try:
-            return orjson.loads(content)
-        except orjson.JSONDecodeError:
-            pass
-    try:
-        return json.loads(content.decode("utf-8", errors="surrogateescape"))
-    except ValueError:
-        return None
-
-
-def parse_page(body: Any, endpoint: Endpoint, request_id: str | None = None) -> Page:
-    """The envelope, read liberally; a body without a `data` list is garbled and retriable."""
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        raise RetriableSourceError("the API sent a truncated or garbled page (no data list)")
-    pagination = body.get("pagination")
-    if not isinstance(pagination, dict):
-        pagination = {}
-    meta = body.get("meta")
-    if not isinstance(meta, dict):
-        meta = {}
-    cursor = pagination.get("nextCursor", body.get("nextCursor"))
-    next_cursor = cursor if isinstance(cursor, str) and cursor else None
-    has_more = _flag(pagination.get("hasMore", body.get("hasMore")))
-    total = _number(meta.get("total", body.get("total")))
-    expires = _number(pagination.get("cursorExpiresIn"))
-    rid = meta.get("requestId")
-    return Page(
-        records=body["data"],
-        next_cursor=next_cursor,
-        has_more=next_cursor is not None if has_more is None else has_more,
-        total=None if total is None else int(total),
-        endpoint=endpoint,
-        cursor_expires_in=expires,
-        request_id=rid if isinstance(rid, str) else request_id,
-    )
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _flag(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
 
 
 class ApiClient:
@@ -111,45 +46,51 @@ class ApiClient:
         *,
         connect_timeout: float = DEFAULTS.connect_timeout_s,
         read_timeout: float = DEFAULTS.read_timeout_s,
+        request_timeout: float = DEFAULTS.request_timeout_s,
+        max_body_bytes: int = DEFAULTS.max_body_mb << 20,
         pool_size: int = 64,
         clock: Clock | None = None,
-        session: requests.Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
-        self.origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        # The dashboard's own origin, without any userinfo the configured URL may carry.
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port:
+            netloc += f":{parts.port}"
+        self.origin = urlunsplit((parts.scheme, netloc, "", "", ""))
         self._key = api_key
-        self._timeout = (connect_timeout, read_timeout)
         self._clock: Clock = clock or SystemClock()
         self.scrub = Scrubber([api_key] if api_key else [])
-        self._session = session or requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers.update(
-            {"User-Agent": f"datasync/{__version__}", "Accept": "application/json"}
-        )
+        headers = {"User-Agent": f"datasync/{__version__}", "Accept": "application/json"}
         if api_key:
-            self._session.headers["X-API-Key"] = api_key
+            headers["X-API-Key"] = api_key
+        self._transport = Transport(
+            self.base_url,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            deadline_s=request_timeout,
+            max_body_bytes=max_body_bytes,
+            pool_size=pool_size,
+            headers=headers,
+        )
         self._stream_access_path: str | None = None
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
 
     def info(self) -> dict[str, Any]:
         """The API's self-description; proves the URL and the key before any real work."""
         shown = redact_url(self.base_url)
         try:
-            response = self._session.get(self.base_url, timeout=self._timeout)
-        except requests.Timeout as exc:
-            raise RetriableSourceError(f"the API at {shown} did not answer in time") from exc
-        except requests.RequestException as exc:
+            answer = self._transport.exchange("GET", self.base_url, "GET /")
+        except ConnectionFailedError as exc:
             raise FatalSourceError(
-                f"cannot reach the API at {shown} ({type(exc).__name__})", URL_HINT
+                f"cannot reach the API at {shown} ({exc.cause_name})", URL_HINT
             ) from exc
-        if response.status_code == 404:
+        if answer.status == 404:
             raise FatalSourceError(f"no DataSync API at {shown} (HTTP 404)", URL_HINT)
-        body = self._check(response, "GET /", feed=False)
+        body = self._check(answer, "GET /", feed=False)
         if not isinstance(body, dict):
             raise FatalSourceError(f"the answer at {shown} is not the DataSync API", URL_HINT)
         return body
@@ -161,11 +102,10 @@ class ApiClient:
         params: dict[str, str | int] = {"limit": limit}
         if cursor:
             params["cursor"] = cursor
-        response = self._send(
-            "GET", f"{self.base_url}/events", "GET /events", params=params, on_headers=on_headers
-        )
-        body = self._check(response, "GET /events", feed=False)
-        return parse_page(body, "standard", header(response.headers, "X-Request-ID"))
+        answer = self._send("GET", f"{self.base_url}/events", "GET /events", params=params,
+                            on_headers=on_headers)
+        body = self._check(answer, "GET /events", feed=False)
+        return parse_page(body, "standard", _request_id(answer))
 
     def feed_page(
         self,
@@ -174,8 +114,6 @@ class ApiClient:
         since_ms: int | None,
         until_ms: int | None,
         limit: int,
-        *,
-        on_headers: HeadersHook | None = None,
     ) -> Page:
         """One page of the feed; since/until bound event timestamps (inclusive)."""
         self.scrub.add(token.value)
@@ -186,16 +124,10 @@ class ApiClient:
             params["since"] = since_ms
         if until_ms is not None:
             params["until"] = until_ms
-        response = self._send(
-            "GET",
-            self._on_host(token.endpoint),
-            "GET feed",
-            params=params,
-            headers={token.header: token.value},
-            on_headers=on_headers,
-        )
-        body = self._check(response, "GET feed", feed=True)
-        return parse_page(body, "feed", header(response.headers, "X-Request-ID"))
+        answer = self._send("GET", self._on_host(token.endpoint), "GET feed", params=params,
+                            headers={token.header: token.value})
+        body = self._check(answer, "GET feed", feed=True)
+        return parse_page(body, "feed", _request_id(answer))
 
     def request_stream_token(self) -> dict[str, Any]:
         """Ask for a stream token the way the service's dashboard does."""
@@ -213,12 +145,10 @@ class ApiClient:
             else [f"{self.origin}{STREAM_ACCESS_PATH}", f"{self.base_url}{STREAM_ACCESS_PATH}"]
         )
         for number, url in enumerate(paths, start=1):
-            response = self._send(
-                "POST", url, "POST stream-access", headers=headers, data=b"{}", on_headers=None
-            )
-            if response.status_code == 404 and number < len(paths):
+            answer = self._send("POST", url, "POST stream-access", headers=headers, data=b"{}")
+            if answer.status == 404 and number < len(paths):
                 continue  # documented at the host root; some deployments serve it under the base
-            body = self._check(response, "POST stream-access", feed=False, token_request=True)
+            body = self._check(answer, "POST stream-access", feed=False, token_request=True)
             if not isinstance(body, dict):
                 raise RetriableSourceError("the stream-access answer is not a JSON object")
             self._stream_access_path = url
@@ -242,34 +172,21 @@ class ApiClient:
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
-        on_headers: HeadersHook | None,
-    ) -> requests.Response:
-        try:
-            response = self._session.request(
-                method, url, params=params, headers=headers, data=data, timeout=self._timeout
-            )
-        except requests.Timeout as exc:
-            raise RetriableSourceError(f"{what}: no answer within {self._timeout[1]:g} s") from exc
-        except (
-            requests.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.ContentDecodingError,
-        ) as exc:
-            raise RetriableSourceError(f"{what}: connection failed ({type(exc).__name__})") from exc
-        except requests.RequestException as exc:
-            raise FatalSourceError(
-                f"{what}: request could not be sent ({type(exc).__name__})", URL_HINT
-            ) from exc
+        on_headers: HeadersHook | None = None,
+    ) -> Answer:
+        answer = self._transport.exchange(
+            method, url, what, params=params, headers=headers, data=data
+        )
         if on_headers is not None:
-            on_headers(response.headers)
-        return response
+            on_headers(answer.headers)
+        return answer
 
     def _check(
-        self, response: requests.Response, what: str, *, feed: bool, token_request: bool = False
+        self, answer: Answer, what: str, *, feed: bool, token_request: bool = False
     ) -> Any:
         """The decoded body of a 2xx answer, or the error that the status and code call for."""
-        status = response.status_code
-        body = decode_json(response.content)
+        status = answer.status
+        body = decode_body(answer.body)
         if 200 <= status < 300:
             if body is None:
                 raise RetriableSourceError(f"{what}: truncated or garbled JSON body")
@@ -280,7 +197,7 @@ class ApiClient:
         if status == 401:
             raise AuthError(f"the API refused the key ({label})", KEY_HINT)
         if status == 429:
-            wait = retry_after(response.headers, body, self._clock.wall())
+            wait = retry_after(answer.headers, body, self._clock.wall())
             raise RateLimitedError(f"{label} (rate limited)", retry_after=wait)
         if status == 400 and code in CURSOR_CODES:
             raise CursorExpiredError(detail)
@@ -298,7 +215,13 @@ class ApiClient:
         raise FatalSourceError(detail)
 
 
+def _request_id(answer: Answer) -> str | None:
+    rid = header(answer.headers, "X-Request-ID")
+    return server_text(rid, 100) if rid else None
+
+
 def _error_fields(body: Any) -> tuple[str | None, str | None]:
+    """The error body's code and message, escaped and shortened: server text is untrusted."""
     if not isinstance(body, dict):
         return None, None
     code, message = body.get("code"), body.get("message")
@@ -307,6 +230,6 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
         code = code or nested.get("code")
         message = message or nested.get("message")
     return (
-        code if isinstance(code, str) else None,
-        message if isinstance(message, str) else None,
+        server_text(code, 60) if isinstance(code, str) else None,
+        server_text(message) if isinstance(message, str) else None,
     )

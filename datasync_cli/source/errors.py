@@ -33,3 +33,27 @@ class StopRequestedError(Exception):
 
     def __init__(self) -> None:
         super().__init__("stopped while waiting to call the API")
+
+
+class SourceNotAdvancingError(FatalSourceError):
+    """The service keeps saying there is more but hands back nothing new."""
+
+
+class WaitTooLongError(FatalSourceError):
+    """The service asked for a wait beyond the cap: stop (and resume later) instead of sleeping
+    for as long as a server says."""
+
+    def __init__(self, seconds: float, limit: float, what: str) -> None:
+        shown = "an unbounded time" if seconds == float("inf") else f"{seconds:,.0f} s"
+        super().__init__(
+            f"{what} asked us to wait {shown}, more than the {limit:,.0f} s allowed; stopping",
+            "rerun later (ingest resumes from its checkpoint), or raise --max-wait / "
+            "INGEST_MAX_WAIT if such waits are expected",
+        )
+
+
+def bounded_wait(seconds: float, limit: float, what: str) -> float:
+    """`seconds`, or WaitTooLongError when a server asks for more than `limit`."""
+    if seconds > limit:
+        raise WaitTooLongError(seconds, limit, what)
+    return seconds

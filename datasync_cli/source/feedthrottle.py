@@ -8,7 +8,8 @@ import threading
 from collections import deque
 
 from ..clock import Clock
-from .errors import StopRequestedError
+from ..settings import DEFAULTS
+from .errors import StopRequestedError, bounded_wait
 
 POLL_S = 0.05
 QUICK_BACKOFF = 0.6
@@ -50,6 +51,7 @@ class FeedThrottle:
         latency_factor: float = 2.0,
         episode_gap_s: float = 30.0,
         min_rate: float = 0.05,
+        max_wait_s: float = DEFAULTS.max_wait_s,
     ) -> None:
         self._clock = clock
         self._max_concurrency = max(1, max_concurrency)
@@ -63,6 +65,7 @@ class FeedThrottle:
         self._latency_factor = latency_factor
         self._episode_gap_s = episode_gap_s
         self._min_rate = min_rate
+        self._max_wait = max_wait_s
         self._lock = threading.Lock()
         self._rate: float | None = None
         self._next_at = 0.0
@@ -111,6 +114,7 @@ class FeedThrottle:
             wait = self.try_acquire()
             if wait <= 0:
                 return self._clock.monotonic()
+            bounded_wait(wait, self._max_wait, "the feed")
             if self._clock.sleep(wait, stop):
                 raise StopRequestedError()
 

@@ -23,18 +23,23 @@ def _number(value: Any) -> float | None:
 
 
 def delay_seconds(value: Any, now_wall: float) -> float | None:
-    """A delay given as relative seconds, an epoch (s or ms) or an HTTP date; never negative."""
+    """A delay given as relative seconds, an epoch (s or ms) or an HTTP date; never negative.
+
+    None when the value says nothing usable (unparseable, negative): callers then wait a short
+    default. A far-future date is a long delay, which the caller's cap turns into a stop."""
     number = _number(value.strip() if isinstance(value, str) else value)
     if number is None:
         if not isinstance(value, str) or not value.strip():
             return None
         try:
             when = parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError, IndexError):
+            if when.tzinfo is None:
+                return None
+            return max(0.0, when.timestamp() - now_wall)
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when.tzinfo is None:
-            return None
-        return max(0.0, when.timestamp() - now_wall)
+    if number < 0:
+        return None
     if number > _EPOCH_MS:
         number = number / 1000.0 - now_wall
     elif number > _EPOCH_S:

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ..errors import FatalSourceError
-from ..models import Checkpoint, Endpoint, Event, Page, Position
+from ..models import Checkpoint, Event, Page, Position
 from .cursor import DEFAULT_CURSOR_TTL_MS, cursor_position, forge_cursor
+from .errors import SourceNotAdvancingError
 
 STUCK_HINT = "the service is misbehaving; rerun later: ingest resumes from its checkpoint"
-# Same cursor back with hasMore this many times in a row means the service is not advancing.
-STUCK_LIMIT = 2
+# Pages in a row that say hasMore without progress (no records, a cursor seen before, no move
+# past the last stored event) before the range is declared stuck.
+STALL_LIMIT = 3
+_SEEN_LIMIT = 100_000  # cursors remembered per range (a range of 3,000,000 events has 600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,8 @@ class RangeCursor:
         self.checkpoint = checkpoint
         self._cursor_ttl_ms = cursor_ttl_ms
         self._sent: str | None = None
-        self._repeats = 0
+        self._seen: set[str] = set()
+        self._stalls = 0
 
     @property
     def range_id(self) -> str:
@@ -94,59 +97,110 @@ class RangeCursor:
 
     # -- pages --------------------------------------------------------------------------------
 
-    def check(self, page: Page) -> Page:
-        """Refuse to loop on a service that hands back the cursor it was given."""
-        sent = self._sent
-        stuck = page.has_more and (
-            (sent is not None and page.next_cursor == sent)
-            or (not page.records and page.next_cursor is None)
-        )
-        self._repeats = self._repeats + 1 if stuck else 0
-        if self._repeats >= STUCK_LIMIT:
-            self._repeats = 0
-            raise FatalSourceError(
-                f"the {page.endpoint} endpoint is not advancing: {STUCK_LIMIT} pages in a row "
-                "said hasMore but gave back the cursor sent (or nothing to go on); "
-                "stopping instead of looping",
-                STUCK_HINT,
-            )
-        return page
-
     def advance(self, page: Page, events: Sequence[Event], rejected: int) -> Advance:
-        """The range after `page` (whose valid records are `events`, in page order)."""
+        """The range after `page` (whose valid records are `events`, in page order).
+
+        Every event is handed back, inside or outside the range, so none is dropped unseen.
+        Raises SourceNotAdvancingError when the service keeps answering without progress."""
         cp = self.checkpoint
-        inside, outside, below = _split_by_range(events, cp.lo_ms, cp.hi_ms)
-        last = events[-1] if events else None
-        endpoint: Endpoint = page.endpoint
+        inside, outside = _split_by_range(events, cp.lo_ms, cp.hi_ms)
+        end = _end_position(events, cp.lo_ms)
+        finished = not page.has_more or _crossed_floor(events, cp.lo_ms)
+        self._guard(page, end, bool(events), finished)
         self.checkpoint = replace(
             cp,
             cursor=page.next_cursor,
-            endpoint=endpoint,
-            position=Position(last.ts_us // 1000, last.id) if last else cp.position,
+            endpoint=page.endpoint,
+            position=end or cp.position,
             events=cp.events + len(inside),
             rejected=cp.rejected + rejected,
-            finished=below or not page.has_more,
+            finished=finished,
+            head_ms=cp.head_ms if cp.head_ms is not None else self._head(events),
         )
-        return Advance(self.checkpoint, self.checkpoint.finished, inside, outside)
+        return Advance(self.checkpoint, finished, inside, outside)
+
+    def _head(self, events: Sequence[Event]) -> int | None:
+        """Where the stream's newest events were when this run began: the median instant of
+        the top range's first page, so no single outlier (a year-9999 timestamp) can move it."""
+        cp = self.checkpoint
+        if cp.hi_ms is not None or cp.position is not None or not events:
+            return None
+        return sorted(e.ts_us for e in events)[len(events) // 2] // 1000
+
+    def _guard(
+        self, page: Page, end: Position | None, has_events: bool, finished: bool
+    ) -> None:
+        """Count pages that say hasMore but make no progress; stop after STALL_LIMIT in a row.
+
+        `end` is where the page's events end; a page of only rejected records has none."""
+        sent, next_cursor = self._sent, page.next_cursor
+        if sent is not None:
+            self._seen.add(sent)
+        problem = None
+        if not finished:
+            if not page.records:
+                problem = "pages said hasMore but held no records"
+            elif next_cursor is not None and next_cursor in self._seen:
+                problem = "pages gave back a cursor already used in this range"
+            elif has_events and not _after(end, self.checkpoint.position):
+                problem = "pages did not move past the last stored event (or moved backwards)"
+        if problem is None:
+            self._stalls = 0
+        else:
+            self._stalls += 1
+            if self._stalls >= STALL_LIMIT:
+                raise SourceNotAdvancingError(
+                    f"the {page.endpoint} endpoint is not advancing: {STALL_LIMIT} {problem}; "
+                    "stopping instead of looping",
+                    STUCK_HINT,
+                )
+        if next_cursor is not None and len(self._seen) < _SEEN_LIMIT:
+            self._seen.add(next_cursor)
+
+
+def _after(new: Position | None, old: Position | None) -> bool:
+    """Whether `new` lies further down the stream (older, or another event at the same
+    instant) than `old`."""
+    if new is None:
+        return False
+    if old is None:
+        return True
+    return new.ts_ms < old.ts_ms or (new.ts_ms == old.ts_ms and new.event_id != old.event_id)
+
+
+def _end_position(events: Sequence[Event], lo_ms: int | None) -> Position | None:
+    """The position to resume after: the page's last event, or the last one inside the range
+    when the page reached below it."""
+    floor = None if lo_ms is None else lo_ms * 1000
+    for event in reversed(events):
+        if floor is None or event.ts_us >= floor:
+            return Position(event.ts_us // 1000, event.id)
+    return None
+
+
+def _crossed_floor(events: Sequence[Event], lo_ms: int | None) -> bool:
+    """Whether the page went past the range's floor: its last two events (its only one, on a
+    one-event page) lie below it. A single out-of-order record (1970 among new events) does
+    not end a range."""
+    if lo_ms is None or not events:
+        return False
+    floor = lo_ms * 1000
+    return all(e.ts_us < floor for e in events[-2:])
 
 
 def _split_by_range(
     events: Sequence[Event], lo: int | None, hi: int | None
-) -> tuple[list[Event], list[Event], bool]:
-    """Events inside [lo, hi] (inclusive, ms), those outside, and whether any lay below lo."""
+) -> tuple[list[Event], list[Event]]:
+    """Events inside [lo, hi] (inclusive, ms) and those outside it."""
     if lo is None and hi is None:
-        return list(events), [], False
+        return list(events), []
     lo_us = lo * 1000 if lo is not None else None
     hi_us = (hi + 1) * 1000 if hi is not None else None
     inside: list[Event] = []
     outside: list[Event] = []
-    below = False
     for e in events:
-        if lo_us is not None and e.ts_us < lo_us:
-            below = True
-            outside.append(e)
-        elif hi_us is not None and e.ts_us >= hi_us:
+        if (lo_us is not None and e.ts_us < lo_us) or (hi_us is not None and e.ts_us >= hi_us):
             outside.append(e)
         else:
             inside.append(e)
-    return inside, outside, below
+    return inside, outside

@@ -6,7 +6,8 @@ import threading
 from collections.abc import Mapping
 
 from ..clock import Clock
-from .errors import StopRequestedError
+from ..settings import DEFAULTS
+from .errors import StopRequestedError, bounded_wait
 from .headers import delay_seconds, header, header_int
 
 # Window resets are announced in whole seconds and the server's clock is not ours.
@@ -25,8 +26,14 @@ class RateBudget:
     A 429 pauses every reader. Thread-safe; waiting goes through the Clock.
     """
 
-    def __init__(self, clock: Clock, margin_s: float = DEFAULT_MARGIN_S) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        margin_s: float = DEFAULT_MARGIN_S,
+        max_wait_s: float = DEFAULTS.max_wait_s,
+    ) -> None:
         self._clock = clock
+        self._max_wait = max_wait_s
         self._margin = margin_s
         self._lock = threading.Lock()
         self._limit: int | None = None
@@ -64,6 +71,7 @@ class RateBudget:
             wait = self.try_acquire()
             if wait <= 0:
                 return
+            bounded_wait(wait, self._max_wait, "the events endpoint's rate limit")
             if self._clock.sleep(wait, stop):
                 raise StopRequestedError()
 

@@ -89,7 +89,7 @@ class RangeReader:
                 self._tokens.disable(exc.message)
                 return None
             self._tokens.accepted(current)
-            return cursor.check(page)
+            return page
         return None
 
     def _feed_once(self, token: StreamToken, request: FeedRequest) -> Page:
@@ -132,7 +132,7 @@ class RangeReader:
                 raise FatalSourceError(
                     f"the API refused a freshly built cursor: {again.message}", STUCK_HINT
                 ) from again
-        return cursor.check(page)
+        return page
 
     def _early_standard(self, cursor: RangeCursor) -> Page | None:
         """One try at the standard endpoint while the first token is on its way; None when it
@@ -143,7 +143,7 @@ class RangeReader:
             page = self._standard_attempt(sent)
         except (RetriableSourceError, CursorExpiredError):
             return None
-        return cursor.check(page)
+        return page
 
     def _standard_once(self, cursor: str | None) -> Page:
         return self._retry.call(

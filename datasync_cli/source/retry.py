@@ -10,7 +10,7 @@ from typing import TypeVar
 from ..clock import Clock
 from ..errors import FatalSourceError, RetriableSourceError
 from ..settings import DEFAULTS
-from .errors import RateLimitedError, StopRequestedError
+from .errors import RateLimitedError, StopRequestedError, bounded_wait
 
 T = TypeVar("T")
 
@@ -37,6 +37,7 @@ class RetryPolicy:
         base_s: float = 0.5,
         factor: float = 2.0,
         cap_s: float = 30.0,
+        max_wait_s: float = DEFAULTS.max_wait_s,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._clock = clock
@@ -46,6 +47,7 @@ class RetryPolicy:
         self._base = base_s
         self._factor = factor
         self._cap = cap_s
+        self._max_wait = max_wait_s
         self._rand = rand
         self._lock = threading.Lock()
         self._retries = 0
@@ -90,6 +92,7 @@ class RetryPolicy:
                 if throttled >= self.max_throttled:
                     raise self._give_up(endpoint, throttled, exc) from exc
                 delay = exc.retry_after if exc.retry_after is not None else self.backoff(throttled)
+                bounded_wait(delay, self._max_wait, endpoint)
             except RetriableSourceError as exc:
                 failures += 1
                 if failures >= self.max_attempts:

@@ -26,7 +26,7 @@ CONTRACT_COLUMNS = {
     "staging_events": {
         "id": "text",
         "event_type": "text",
-        "ts_us": "bigint",
+        "timestamp": "timestamp with time zone",
         "data": "text",
     },
     "rejected_events": {

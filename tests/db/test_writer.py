@@ -75,7 +75,7 @@ def test_batch_lands_with_exact_values_and_its_checkpoint(migrated_url: str, que
     batch = batch_of(records)
     with CopyWriter(migrated_url) as writer:
         result = writer.write(batch)
-    assert (result.inserted, result.duplicates, result.rejected_new) == (51, 0, 0)
+    assert (result.inserted, result.duplicates, result.rejected) == (51, 0, 0)
     rows = stored(query)
     assert set(rows) == {r["id"] for r in records}
     for event in batch.events:
@@ -111,7 +111,7 @@ def test_batch_without_events_still_saves_the_checkpoint(migrated_url: str) -> N
     batch = batch_of([], reader="r9", events_total=123, finished=True)
     with CopyWriter(migrated_url) as writer:
         result = writer.write(batch)
-    assert (result.inserted, result.duplicates, result.rejected_new) == (0, 0, 0)
+    assert (result.inserted, result.duplicates, result.rejected) == (0, 0, 0)
     with CheckpointStore(migrated_url) as store:
         (saved,) = store.load_all()
     assert saved.finished and saved.events == 123 and saved.position is None
@@ -125,8 +125,8 @@ def test_rejected_records_are_stored_once_even_when_fetched_again(
     with CopyWriter(migrated_url) as writer:
         first = writer.write(batch)
         again = writer.write(batch)
-    assert (first.inserted, first.rejected_new) == (1, 3)
-    assert (again.inserted, again.rejected_new) == (0, 0)
+    assert (first.inserted, first.rejected) == (1, 3)
+    assert (again.inserted, again.rejected) == (0, 0)
     rows = query("SELECT event_id, reason, raw FROM rejected_events")
     by_reason = {r[1].split(":")[0]: (r[0], r[2]) for r in rows}
     assert set(by_reason) == {
@@ -171,7 +171,7 @@ def test_record_postgres_refuses_is_rejected_alone(migrated_url: str, query: Que
     batch = make_batch([*good.events, broken], [], good.checkpoint)
     with CopyWriter(migrated_url) as writer:
         result = writer.write(batch)
-    assert (result.inserted, result.rejected_new) == (5, 1)
+    assert (result.inserted, result.rejected) == (5, 1)
     (row,) = query("SELECT event_id, reason FROM rejected_events")
     assert row[0] == "broken" and row[1].startswith("PostgreSQL refused the record")
     assert count(query, "ingested_events") == 5
@@ -291,3 +291,70 @@ def test_missing_privileges_are_one_clear_line(migrated_url: str, query: Query) 
     finally:
         query(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
         query(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_later_version_with_different_content_is_kept_as_a_conflict(
+    migrated_url: str, query: Query
+) -> None:
+    first = [record(n) for n in range(4)]
+    changed = record(1, name="renamed")  # same id, different content
+    same_other_spelling = record(2, timestamp=record(2)["timestamp"])  # identical copy
+    feed_spelling = record(0, timestamp=1769541612369)  # record(0) is epoch ms already
+    with CopyWriter(migrated_url) as writer:
+        writer.write(batch_of(first))
+        result = writer.write(batch_of([changed, same_other_spelling, feed_spelling, record(9)]))
+        again = writer.write(batch_of([changed]))
+    assert (result.inserted, result.duplicates, result.conflicts) == (1, 2, 1)
+    assert (again.inserted, again.duplicates, again.conflicts) == (0, 0, 1)
+    (row,) = query("SELECT id, data->>'name' FROM event_conflicts")
+    assert row == ("ev-1", "renamed")  # kept once, however often it is seen
+    assert stored(query)["ev-1"][2]["name"] == "event_1"  # the first version stays
+
+
+def test_the_same_event_spelt_by_the_other_endpoint_is_a_duplicate(
+    migrated_url: str, query: Query
+) -> None:
+    iso = record(1)  # ISO timestamp, as the standard endpoint sends it
+    ts_ms = int(stored_instant_ms(iso["timestamp"]))
+    with CopyWriter(migrated_url) as writer:
+        writer.write(batch_of([iso]))
+        result = writer.write(batch_of([record(1, timestamp=ts_ms)]))
+    assert (result.duplicates, result.conflicts) == (1, 0)
+    assert count(query, "event_conflicts") == 0
+
+
+def stored_instant_ms(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def test_two_versions_inside_one_page_keep_the_first_and_the_conflict(
+    migrated_url: str, query: Query
+) -> None:
+    with CopyWriter(migrated_url) as writer:
+        result = writer.write(batch_of([record(5), record(5, name="other")]))
+    assert (result.inserted, result.conflicts) == (1, 1)
+    assert stored(query)["ev-5"][2]["name"] == "event_5"
+    assert query("SELECT data->>'name' FROM event_conflicts") == [("other",)]
+
+
+def test_a_row_over_the_index_size_limit_is_rejected_alone(
+    migrated_url: str, query: Query
+) -> None:
+    good = batch_of([record(n) for n in range(3)])
+    huge_id = "".join(uuid.uuid4().hex for _ in range(200))  # 6400 bytes, not compressible
+    huge = Event(id=huge_id, event_type=None, ts_us=0, data="{}")
+    with CopyWriter(migrated_url) as writer:
+        result = writer.write(make_batch([*good.events, huge], [], good.checkpoint))
+    assert (result.inserted, result.rejected) == (3, 1)
+    (reason,) = query("SELECT reason FROM rejected_events")[0]
+    assert reason.startswith("PostgreSQL refused the record")
+
+
+def test_counts_add_up_to_what_was_fetched(migrated_url: str) -> None:
+    records = [record(n) for n in range(10)] + [record(3), record(4, name="x"), record(99, id="")]
+    with CopyWriter(migrated_url) as writer:
+        writer.write(batch_of(records[:5]))
+        r = writer.write(batch_of(records))
+    assert r.inserted + r.duplicates + r.conflicts + r.rejected == len(records)

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from datasync_cli.models import Event
-from datasync_cli.sink.copy_format import STAGING_COLUMNS, encode_rows, escape_json, escape_text
+from datasync_cli.sink.copy_format import (
+    STAGING_COLUMNS,
+    encode_rows,
+    escape_json,
+    escape_text,
+    timestamp_text,
+)
+from datasync_cli.transform import MAX_TS_US, MIN_TS_US
 
 # Text PostgreSQL can hold: any code point except NUL and the surrogates.
 pg_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
@@ -46,13 +53,13 @@ def event(id: str, event_type: str | None, ts_us: int, data: str) -> Event:
 
 def test_plain_row() -> None:
     payload = encode_rows([event("a", "click", 1769541553629000, '{"id":"a"}')])
-    assert payload == b'a\tclick\t1769541553629000\t{"id":"a"}\n'
+    assert payload == b'a\tclick\t2026-01-27 19:19:13.629000+00\t{"id":"a"}\n'
     assert len(STAGING_COLUMNS) == 4
 
 
 def test_null_type_and_negative_timestamp() -> None:
     payload = encode_rows([event("a", None, -5, "{}")])
-    assert decode_rows(payload) == [["a", None, "-5", "{}"]]
+    assert decode_rows(payload) == [["a", None, "1969-12-31 23:59:59.999995+00", "{}"]]
 
 
 def test_special_characters_are_escaped() -> None:
@@ -60,7 +67,7 @@ def test_special_characters_are_escaped() -> None:
     payload = encode_rows([event(nasty, nasty, 0, "{}")])
     assert payload.count(b"\n") == 1
     assert payload.count(b"\t") == 3
-    assert decode_rows(payload) == [[nasty, nasty, "0", "{}"]]
+    assert decode_rows(payload) == [[nasty, nasty, "1970-01-01 00:00:00.000000+00", "{}"]]
 
 
 def test_literal_backslash_n_is_not_null() -> None:
@@ -82,12 +89,14 @@ def test_empty_batch() -> None:
     assert encode_rows([]) == b""
 
 
-@given(st.lists(st.tuples(pg_text, st.none() | pg_text, st.integers(-(2**62), 2**62), pg_text)))
+@given(
+    st.lists(st.tuples(pg_text, st.none() | pg_text, st.integers(MIN_TS_US, MAX_TS_US), pg_text))
+)
 def test_any_text_round_trips(rows: list[tuple[str, str | None, int, str]]) -> None:
     events = [event(i, t, ts, orjson.dumps({"v": d}).decode()) for i, t, ts, d in rows]
     payload = encode_rows(events)
     decoded = decode_rows(payload)
-    assert decoded == [[e.id, e.event_type, str(e.ts_us), e.data] for e in events]
+    assert decoded == [[e.id, e.event_type, timestamp_text(e.ts_us), e.data] for e in events]
 
 
 @given(pg_text)
@@ -95,3 +104,13 @@ def test_escape_text_leaves_no_raw_separators(text: str) -> None:
     escaped = escape_text(text)
     assert "\t" not in escaped and "\n" not in escaped and "\r" not in escaped
     assert decode_field(escaped) == text
+
+
+@given(st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999))
+def test_timestamp_text_is_the_instant(ts_us: int) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    expected = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ts_us)
+    parsed = datetime.strptime(timestamp_text(ts_us).replace("+00", "+0000"),
+                               "%Y-%m-%d %H:%M:%S.%f%z")
+    assert parsed == expected

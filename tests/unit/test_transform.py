@@ -402,3 +402,68 @@ def _ints(value: Any) -> list[int]:
     if isinstance(value, list):
         return [i for v in value for i in _ints(v)]
     return []
+
+
+# --- what a hostile or broken source can send -----------------------------------------------
+
+
+def test_exact_decimals_are_kept_digit_for_digit() -> None:
+    from decimal import Decimal
+
+    long = Decimal("0.1000000000000000055511151231257827")
+    record = {"id": "x", "timestamp": 1769541612369,
+              "p": {"tiny": Decimal("1E-400"), "long": long, "huge": Decimal("1E+400"),
+                    "int": 10**40}}
+    event = transform_record(record)
+    assert isinstance(event, Event)
+    assert "1E-400" in event.data and "0.1000000000000000055511151231257827" in event.data
+    assert "1E+400" in event.data and str(10**40) in event.data
+
+
+def test_a_number_beyond_postgresql_numeric_is_rejected_with_a_reason() -> None:
+    from decimal import Decimal
+
+    result = transform_record({"id": "x", "timestamp": 1, "n": Decimal("1E+200000")})
+    assert isinstance(result, Rejected) and "numeric" in result.reason
+
+
+@pytest.mark.parametrize("depth", [300, 450, 900])
+def test_a_deeply_nested_record_is_rejected_not_a_crash(depth: int) -> None:
+    nested: list[object] = []
+    inner = nested
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]  # type: ignore[assignment]
+    result = transform_record({"id": "deep", "timestamp": 1769541612369, "n": nested})
+    assert isinstance(result, Rejected)
+    assert "nested deeper than" in result.reason
+    assert result.raw.startswith('{"id": "deep"') or result.raw.startswith('{"id":"deep"')
+
+
+def test_an_id_too_long_for_the_primary_key_is_rejected() -> None:
+    result = transform_record({"id": "i" * 3000, "timestamp": 1769541612369})
+    assert isinstance(result, Rejected) and "id longer than" in result.reason
+    assert result.event_id is not None and len(result.event_id) <= 200
+
+
+def test_two_different_bad_records_sharing_an_id_are_two_rejections() -> None:
+    a = transform_record({"id": "same", "timestamp": "not a time", "v": 1})
+    b = transform_record({"id": "same", "timestamp": "not a time", "v": 2})
+    assert isinstance(a, Rejected) and isinstance(b, Rejected)
+    assert a.identity != b.identity
+
+
+def test_one_bad_record_seen_on_both_endpoints_is_one_rejection() -> None:
+    feed = transform_record({"id": "x", "timestamp": 1769541612369, "s": "nul\x00"})
+    iso = "2026-01-27T19:20:12.369Z"
+    standard = transform_record({"id": "x", "timestamp": iso, "s": "nul\x00"})
+    assert isinstance(feed, Rejected) and isinstance(standard, Rejected)
+    assert feed.identity == standard.identity
+
+
+def test_an_unreadable_record_is_rejected_with_its_text() -> None:
+    from datasync_cli.models import UnreadableRecord
+
+    result = transform_record(UnreadableRecord('{"id":"x","n":[[[', "record nested too deeply"))
+    assert isinstance(result, Rejected)
+    assert result.raw == '{"id":"x","n":[[[' and result.reason == "record nested too deeply"
