@@ -3,18 +3,16 @@
 The only package that imports rich; every line it prints is scrubbed of secrets.
 """
 
+from .figures import Snapshot, fmt_duration, summary_lines, token_warning
 from .live import (
     JsonReporter,
     NullReporter,
     Reporter,
     ReporterLogHandler,
     RichReporter,
-    Snapshot,
     TextReporter,
-    fmt_duration,
     make_reporter,
     package_logs_to,
-    token_warning,
 )
 from .status import render_status
 
@@ -30,5 +28,6 @@ __all__ = [
     "make_reporter",
     "package_logs_to",
     "render_status",
+    "summary_lines",
     "token_warning",
 ]

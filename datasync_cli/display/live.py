@@ -1,7 +1,5 @@
-"""How a run reports itself: a Rich display on a terminal, JSON lines elsewhere, nothing in tests.
-
-This is the only module that imports rich.progress. Every line it prints is scrubbed of secrets.
-"""
+"""How a run reports itself: a Rich display on a terminal, JSON lines elsewhere, plain lines
+in a log file, nothing in tests. Every line it prints is scrubbed of secrets."""
 
 from __future__ import annotations
 
@@ -11,49 +9,24 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Protocol, TextIO
 
 import orjson
 from rich.console import Console, Group
 from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from ..redact import Scrubber
-
-
-@dataclass
-class Snapshot:
-    """The figures a run shows while it works; identical for the display and the log lines."""
-
-    fetched: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    total: int | None = None
-    events_per_s: float = 0.0
-    eta_s: float | None = None
-    elapsed_s: float = 0.0
-    endpoint: str = "-"
-    readers: int = 0
-    ranges_left: int = 0
-    pages: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    rate_wait_s: float = 0.0
-    token_left_s: float | None = None
-    token_origin: str | None = None
-    feed_pace: float | None = None  # requests/s the feed is paced at, once a throttle showed
-    warnings: list[str] = field(default_factory=list)
+from .figures import (
+    Snapshot,
+    counts_line,
+    health_line,
+    progress_of,
+    rate_line,
+    summary_lines,
+)
 
 
 class Reporter(Protocol):
@@ -64,28 +37,6 @@ class Reporter(Protocol):
     def log(self, message: str, level: str = "info", **fields: Any) -> None: ...
 
     def finish(self, summary: dict[str, Any]) -> None: ...
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "--"
-    seconds = max(int(seconds), 0)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
-
-
-def token_warning(snap: Snapshot) -> str | None:
-    """Warn when the stream token will run out before the run is expected to end."""
-    if snap.token_left_s is None or snap.eta_s is None:
-        return None
-    if snap.token_left_s < snap.eta_s:
-        return (
-            f"stream token expires in {fmt_duration(snap.token_left_s)}, before the ETA "
-            f"({fmt_duration(snap.eta_s)}); ingest will renew it or fall back to the standard "
-            "endpoint"
-        )
-    return None
 
 
 class NullReporter:
@@ -149,72 +100,51 @@ class JsonReporter:
 
 
 class RichReporter:
-    """A live display for people: bar, rates, ETA, endpoint, rate-limit waits and token life."""
+    """A live display for people: the bar of stored of total, the rate and ETA, the endpoint
+    and the token's time left, the counts, and the source's health; lines fit 80 columns."""
 
     def __init__(self, scrub: Scrubber, console: Console | None = None) -> None:
         self._scrub = scrub
         self._console = console or Console(stderr=True)
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
+            TextColumn("[bold]stored"),
+            BarColumn(bar_width=None),
+            TextColumn("{task.fields[figures]}"),
             TimeElapsedColumn(),
             console=self._console,
+            expand=True,
         )
-        self._task = self._progress.add_task("events", total=None)
-        self._details = Text("")
-        self._live = Live(
-            Group(self._progress, self._details), console=self._console, refresh_per_second=4
-        )
+        self._task = self._progress.add_task("stored", total=None, figures="")
+        self._live = Live(self._progress, console=self._console, refresh_per_second=4)
 
     def start(self, title: str) -> None:
-        self._console.print(self._scrub(title))
+        self._console.print(Text(self._scrub(title)))
         self._live.start()
 
     def update(self, snap: Snapshot) -> None:
-        self._progress.update(self._task, completed=snap.fetched, total=snap.total)
-        grid = Table.grid(padding=(0, 2))
-        grid.add_row(
-            f"inserted [green]{snap.inserted:,}[/]",
-            f"duplicates {snap.duplicates:,}",
-            f"rejected [yellow]{snap.rejected:,}[/]",
-            f"[cyan]{snap.events_per_s:,.0f}[/] events/s",
-            f"ETA {fmt_duration(snap.eta_s)}",
+        total = snap.total if snap.total else None
+        completed = min(snap.stored, total) if total else snap.stored
+        self._progress.update(
+            self._task, completed=completed, total=total, figures=progress_of(snap)
         )
-        token = "none"
-        if snap.token_left_s is not None:
-            token = f"{fmt_duration(snap.token_left_s)} left"
-            if snap.token_origin == "supplied":
-                token += " (estimated)"
-        elif snap.token_origin:
-            token = f"{snap.token_origin}, lifetime unknown"
-        grid.add_row(
-            f"endpoint [magenta]{snap.endpoint}[/]",
-            f"readers {snap.readers} / ranges left {snap.ranges_left}",
-            f"token {token}",
-            f"429s {snap.rate_limited} (waited {fmt_duration(snap.rate_wait_s)})"
-            + (f", feed paced at {snap.feed_pace:.2f}/s" if snap.feed_pace else ""),
-            f"retries {snap.retries}",
-        )
-        rows: list[Any] = [grid]
-        for w in snap.warnings:
-            rows.append(Text(self._scrub(w), style="yellow"))
-        self._live.update(Group(self._progress, *rows))
+        rows: list[Any] = [
+            self._progress,
+            Text(rate_line(snap), style="cyan"),
+            Text(counts_line(snap)),
+            Text(health_line(snap), style="dim"),
+        ]
+        rows += [Text(self._scrub(w), style="yellow") for w in snap.warnings]
+        self._live.update(Group(*rows))
 
     def log(self, message: str, level: str = "info", **fields: Any) -> None:
         style = {"warning": "yellow", "error": "bold red"}.get(level, "dim")
-        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        extra = "" if "event" in fields else " ".join(f"{k}={v}" for k, v in fields.items())
         self._console.print(Text(self._scrub(f"{message} {extra}".rstrip()), style=style))
 
     def finish(self, summary: dict[str, Any]) -> None:
         self._live.stop()
-        table = Table(title="ingest summary", show_header=False)
-        for key, value in summary.items():
-            is_count = isinstance(value, int) and not isinstance(value, bool)
-            shown = f"{value:,}" if is_count else value
-            table.add_row(key.replace("_", " "), self._scrub(str(shown)))
-        self._console.print(table)
+        for number, line in enumerate(summary_lines(summary)):
+            self._console.print(Text(self._scrub(line), style="bold" if number == 0 else ""))
 
 
 def make_reporter(log_format: str, progress: bool, secrets: list[str]) -> Reporter:
@@ -244,21 +174,15 @@ class TextReporter:
         if now - self._last < self._interval:
             return
         self._last = now
-        total = f"/{snap.total:,}" if snap.total else ""
-        self._console.print(
-            f"fetched {snap.fetched:,}{total} inserted {snap.inserted:,} "
-            f"rejected {snap.rejected:,} {snap.events_per_s:,.0f} events/s "
-            f"ETA {fmt_duration(snap.eta_s)} endpoint {snap.endpoint} "
-            f"token {fmt_duration(snap.token_left_s)}"
-        )
+        self._console.print(f"stored {progress_of(snap)} · {rate_line(snap)}")
 
     def log(self, message: str, level: str = "info", **fields: Any) -> None:
-        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        extra = "" if "event" in fields else " ".join(f"{k}={v}" for k, v in fields.items())
         self._console.print(self._scrub(f"{message} {extra}".rstrip()))
 
     def finish(self, summary: dict[str, Any]) -> None:
-        for key, value in summary.items():
-            self._console.print(self._scrub(f"{key}: {value}"))
+        for line in summary_lines(summary):
+            self._console.print(self._scrub(line))
 
 
 class ReporterLogHandler(logging.Handler):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from ..errors import DatabaseError
 from ..sink import CheckpointStore, RunStatus
 
@@ -12,6 +14,11 @@ class RunLedger:
     def __init__(self, store: CheckpointStore) -> None:
         self._store = store
         self.run_id = store.start_run(None)
+
+    def progress(self, inserted: int, rejected: int, total: int | None) -> None:
+        """Counters so far; a database that is away now is the writer's problem, not ours."""
+        with contextlib.suppress(DatabaseError):
+            self._store.update_run_progress(self.run_id, inserted, rejected, total)
 
     def finish(
         self,

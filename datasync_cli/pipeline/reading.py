@@ -79,9 +79,15 @@ class Readers:
                 page = reader.fetch(cursor, wait_for_token=not early)
                 if page.total is not None:
                     self.planner.set_total(page.total)
-                self.metrics.page_fetched(page.endpoint, page.total)
                 events, rejected = transform_page(page.records)
                 step = cursor.advance(page, events, len(rejected))
+                self.metrics.page_fetched(
+                    page.endpoint,
+                    page.total,
+                    len(step.outside),
+                    self.source.tokens.usable(),
+                    early=early and page.endpoint == "standard",
+                )
                 if events:
                     self.planner.observe(
                         cursor.range_id,

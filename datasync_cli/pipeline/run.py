@@ -15,9 +15,11 @@ from typing import Any
 from ..clock import Clock, SystemClock
 from ..display import Reporter
 from ..planner import RangePlanner
+from ..redact import redact_url
 from ..settings import Settings
-from ..sink import CheckpointStore, CopyWriter, IngestLock, RunStatus, migrate
+from ..sink import CheckpointStore, CopyWriter, IngestLock, RunStatus, migrate, store_stats
 from ..source import Source, SourceConfig, open_source
+from .announce import endpoint_switch, token_event
 from .control import BatchQueue, RunControl
 from .ledger import RunLedger
 from .lockwatch import LOCK_CHECK_S, LockWatch
@@ -27,6 +29,7 @@ from .start import plan_start
 from .writing import write_batches
 
 DISPLAY_EVERY_S = 0.25
+PROGRESS_EVERY_S = 5.0  # the run's counters in ingest_runs, for `status` while it runs
 READER_JOIN_S = 2.0  # readers stuck in a slow request are left behind (daemon threads)
 
 
@@ -43,34 +46,77 @@ def run_ingest(
 ) -> IngestOutcome:
     """Migrate, take the ingest lock, read until the source is exhausted or the run stops."""
     dsn = settings.database_url
+    clock = clock or SystemClock()
     migrate(dsn)
     with IngestLock(dsn) as lock, CheckpointStore(dsn) as store:
         checkpoints = plan_start(store, dsn, reporter)
         ledger = RunLedger(store)
+        before = store_stats(dsn)
         planner = RangePlanner(
             [cp for cp in checkpoints if not cp.finished],
             settings.page_size,
             stored_before=sum(cp.events + cp.rejected for cp in checkpoints),
         )
         control = RunControl(stop, planner.close)
-        metrics = RunMetrics(clock or SystemClock())
-        source = open_source(SourceConfig.from_settings(settings), clock or SystemClock(), stop)
+        may_use_feed = bool(settings.api_key or settings.token)
+        metrics = RunMetrics(
+            clock,
+            before.ingested + before.rejected,
+            settings.page_size,
+            endpoint="feed" if may_use_feed else "standard",
+        )
+        source = open_source(
+            SourceConfig.from_settings(settings),
+            clock,
+            stop,
+            notify=lambda name, fields: token_event(reporter, name, fields),
+        )
         workers = settings.effective_workers()
-        reporter.start(f"ingesting from {settings.api_url} with up to {workers} reader(s)")
+        reporter.start(
+            f"ingesting from {redact_url(settings.require_api())} with up to {workers} reader(s)"
+        )
         readers = Readers(
             source, planner, store, BatchQueue(control), control, metrics, reporter, workers
         )
         try:
-            _run_threads(readers, CopyWriter(dsn, clock=clock, stop=stop), lock)
+            writer = CopyWriter(dsn, clock=clock, stop=stop)
+            _run_threads(readers, writer, Supervisor(readers, LockWatch(lock, control, reporter),
+                                                     ledger))
         finally:
             source.close()
         return _account(ledger, readers, reporter)
 
 
-def _run_threads(readers: Readers, writer: CopyWriter, lock: IngestLock) -> None:
-    """Start the writer and the readers, then show progress and watch the lock until done."""
+class Supervisor:
+    """The main thread's round, four times a second: the display, endpoint switches, the
+    ingest lock, and the run's counters in ingest_runs for `status`."""
+
+    def __init__(self, readers: Readers, watch: LockWatch, ledger: RunLedger) -> None:
+        self._readers = readers
+        self._watch = watch
+        self._ledger = ledger
+        self._next_lock_check = time.monotonic() + LOCK_CHECK_S
+        self._next_progress = time.monotonic() + PROGRESS_EVERY_S
+
+    def tick(self) -> None:
+        r = self._readers
+        health = r.source.health()
+        snap = r.metrics.snapshot(health, r.planner.unfinished())
+        for switch in r.metrics.switches():
+            endpoint_switch(r.reporter, switch, health, snap, r.metrics.page_size)
+        r.reporter.update(snap)
+        now = time.monotonic()
+        if now >= self._next_lock_check:
+            self._next_lock_check = now + LOCK_CHECK_S
+            self._watch.check()
+        if now >= self._next_progress:
+            self._next_progress = now + PROGRESS_EVERY_S
+            self._ledger.progress(r.metrics.inserted, r.metrics.rejected, r.metrics.total)
+
+
+def _run_threads(readers: Readers, writer: CopyWriter, supervisor: Supervisor) -> None:
+    """Start the writer and the readers, then supervise until the writer is done."""
     control, source, planner = readers.control, readers.source, readers.planner
-    watch = LockWatch(lock, control, readers.reporter)
     try:
         # Checking the URL and key costs one round trip; run it beside the readers so a bad
         # setting fails fast without delaying a good run.
@@ -84,13 +130,9 @@ def _run_threads(readers: Readers, writer: CopyWriter, lock: IngestLock) -> None
         )
         writer_thread.start()
         threads = readers.start()
-        next_lock_check = time.monotonic() + LOCK_CHECK_S
         while writer_thread.is_alive():
             writer_thread.join(DISPLAY_EVERY_S)
-            readers.reporter.update(readers.metrics.snapshot(source.health(), planner.unfinished()))
-            if time.monotonic() >= next_lock_check:
-                next_lock_check = time.monotonic() + LOCK_CHECK_S
-                watch.check()
+            supervisor.tick()
         planner.close()
         deadline = time.monotonic() + READER_JOIN_S
         for t in threads:
@@ -128,6 +170,4 @@ def _account(ledger: RunLedger, readers: Readers, reporter: Reporter) -> IngestO
     reporter.update(metrics.snapshot(health, ranges_left))
     if control.failure is not None:
         raise control.failure
-    return IngestOutcome(
-        metrics.summary(health, completed, metrics.elapsed_s(), ranges_left), completed
-    )
+    return IngestOutcome(metrics.summary(health, completed, ranges_left), completed)

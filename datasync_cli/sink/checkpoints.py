@@ -254,6 +254,19 @@ class CheckpointStore:
             ),
         )
 
+    def update_run_progress(
+        self, run_id: int, inserted: int, rejected: int, total: int | None
+    ) -> None:
+        """A running run's counters so far, so `status` can show them live."""
+        self._run(
+            "recording the run's progress",
+            lambda cur: cur.execute(
+                "UPDATE ingest_runs SET inserted = %s, rejected = %s, "
+                "source_total = coalesce(%s, source_total) WHERE run_id = %s",
+                (inserted, rejected, total, run_id),
+            ),
+        )
+
     def finish_run(
         self,
         run_id: int,

@@ -18,7 +18,7 @@ from .pagination import Advance, FeedRequest, RangeCursor
 from .ratebudget import RateBudget
 from .reader import RangeReader
 from .retry import RetryPolicy
-from .token import StreamToken, StreamTokens
+from .token import StreamToken, StreamTokens, TokenEvents
 
 __all__ = [
     "Advance",
@@ -36,6 +36,7 @@ __all__ = [
     "StopRequestedError",
     "StreamToken",
     "StreamTokens",
+    "TokenEvents",
     "cursor_position",
     "decode_body",
     "decode_cursor",
@@ -97,6 +98,9 @@ class SourceHealth:
     token_origin: str | None
     token_seconds_left: float | None
     token_problem: str | None
+    token_left_is_bound: bool  # a supplied token's age is unknown: its time left is at most
+    feed_usable: bool  # readers have a token to try, else they read the standard endpoint
+    standard_requests_per_s: float | None  # what the standard endpoint's window allows
 
 
 class Source:
@@ -111,6 +115,7 @@ class Source:
         *,
         retry: RetryPolicy | None = None,
         tokens: StreamTokens | None = None,
+        notify: TokenEvents | None = None,
     ) -> None:
         self.config = config
         self.client = client
@@ -132,7 +137,9 @@ class Source:
             def issue() -> dict[str, Any]:
                 return token_retry.call(client.request_stream_token, endpoint="stream-access")
 
-        self.tokens = tokens or StreamTokens(clock, issue, config.token, config.token_ttl)
+        self.tokens = tokens or StreamTokens(
+            clock, issue, config.token, config.token_ttl, notify=notify
+        )
 
     def reader(self, page_size: int | None = None) -> RangeReader:
         """A reader for one time range; all readers share this source's pacing and token."""
@@ -170,13 +177,21 @@ class Source:
             token_origin=self.tokens.origin(),
             token_seconds_left=self.tokens.seconds_left(),
             token_problem=self.tokens.last_problem,
+            token_left_is_bound=self.tokens.upper_bound(),
+            feed_usable=self.tokens.usable(),
+            standard_requests_per_s=self.budget.requests_per_s(),
         )
 
     def close(self) -> None:
         self.client.close()
 
 
-def open_source(config: SourceConfig, clock: Clock, stop: threading.Event | None) -> Source:
+def open_source(
+    config: SourceConfig,
+    clock: Clock,
+    stop: threading.Event | None,
+    notify: TokenEvents | None = None,
+) -> Source:
     """Build the client and the shared reader state for one run."""
     client = ApiClient(
         config.base_url,
@@ -188,7 +203,7 @@ def open_source(config: SourceConfig, clock: Clock, stop: threading.Event | None
         pool_size=max(64, 2 * config.readers),
         clock=clock,
     )
-    return Source(config, client, clock, stop)
+    return Source(config, client, clock, stop, notify=notify)
 
 
 def fetch_total(

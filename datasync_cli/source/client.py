@@ -203,11 +203,13 @@ class ApiClient:
             raise CursorExpiredError(detail)
         if status == 403:
             if code == "INVALID_STREAM_TOKEN" or (feed and code != "DASHBOARD_REQUIRED"):
-                raise TokenRejectedError(detail)
+                raise TokenRejectedError(detail, code=code)
             if code == "DASHBOARD_REQUIRED" or token_request:
-                raise StreamAccessDeniedError(detail)
+                raise StreamAccessDeniedError(detail, code=code)
         if feed and status == 404:
-            raise StreamAccessDeniedError(f"{detail} (the feed endpoint is not there)")
+            raise StreamAccessDeniedError(
+                f"{detail} (the feed endpoint is not there)", code=code or "HTTP_404"
+            )
         if status == 404:
             raise FatalSourceError(detail, URL_HINT)
         if status in (408, 425) or status >= 500:

@@ -13,11 +13,19 @@ class CursorExpiredError(SourceError):
     """The saved cursor outlived its TTL (or was refused); the reader rebuilds a position."""
 
 
-class TokenRejectedError(SourceError):
+class _CodedError(SourceError):
+    """A refusal that carries the service's error code (for the operator's event log)."""
+
+    def __init__(self, message: str, hint: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.code = code
+
+
+class TokenRejectedError(_CodedError):
     """The stream token is unknown or expired (403 INVALID_STREAM_TOKEN)."""
 
 
-class StreamAccessDeniedError(SourceError):
+class StreamAccessDeniedError(_CodedError):
     """The service would not hand out a stream token, or the feed is not there."""
 
 

@@ -40,6 +40,7 @@ class RateBudget:
         self._remaining: int | None = None
         self._reset_at: float | None = None
         self._in_flight = 0
+        self._window_s: float | None = None  # the longest reset seen: the window's length
         self._paused_until = 0.0
         self._blocked_until = 0.0
         self._waited_s = 0.0
@@ -58,6 +59,11 @@ class RateBudget:
     @property
     def limit(self) -> int | None:
         return self._limit
+
+    def requests_per_s(self) -> float | None:
+        """The sustained rate the window allows (limit / window length), once both are known."""
+        limit, window = self._limit, self._window_s
+        return limit / window if limit and window else None
 
     @property
     def remaining(self) -> int | None:
@@ -116,6 +122,8 @@ class RateBudget:
                 return
             now = self._clock.monotonic()
             reset_at = now + reset
+            if reset > 0 and (self._window_s is None or reset > self._window_s):
+                self._window_s = reset
             # Requests still in flight will each take a slot of this window.
             estimate = max(0, remaining - self._in_flight)
             new_window = (

@@ -82,11 +82,11 @@ class RangeReader:
                     ) from exc
                 request = cursor.feed_request(keep_cursor=False)
                 continue
-            except TokenRejectedError:
-                current = self._tokens.renew_after_rejection(current)
+            except TokenRejectedError as exc:
+                current = self._tokens.renew_after_rejection(current, exc.code)
                 continue
             except StreamAccessDeniedError as exc:
-                self._tokens.disable(exc.message)
+                self._tokens.disable(exc.message, exc.code)
                 return None
             self._tokens.accepted(current)
             return page

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from ..clock import Clock
 from ..errors import SourceError
 from ..settings import DEFAULTS
+from .errors import StreamAccessDeniedError
 
 DEFAULT_FEED_PATH = "/api/v1/events/d4ta/x7k9/feed"
 DEFAULT_TOKEN_HEADER = "X-Stream-Token"
@@ -21,6 +23,8 @@ RENEW_MIN_S = 60.0
 
 TokenOrigin = Literal["supplied", "issued"]
 TokenIssuer = Callable[[], Mapping[str, Any]]
+# Told of every change of token: ("token_obtained" | "token_renewed" | "token_refused", fields).
+TokenEvents = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,10 @@ class StreamTokens:
         supplied: str | None = None,
         token_ttl: float = DEFAULTS.token_ttl_s,
         retry_every_s: float = RETRY_EVERY_S,
+        notify: TokenEvents | None = None,
     ) -> None:
         self._clock = clock
+        self._notify = notify
         self._issue = issue
         self._ttl = token_ttl
         self._retry_every = retry_every_s
@@ -118,11 +124,17 @@ class StreamTokens:
             self._renewing = True
         return self._renew()
 
-    def renew_after_rejection(self, rejected: StreamToken) -> StreamToken | None:
+    def renew_after_rejection(
+        self, rejected: StreamToken, code: str | None = None
+    ) -> StreamToken | None:
         """The service refused `rejected`: drop it and try once for a new one."""
         with self._lock:
             if self._token is not None and self._token.value != rejected.value:
                 return self._token  # another reader already replaced it
+            if self._token is not None:
+                # Now its true end is known: a supplied token's age never was.
+                self._event("token_refused", code=code or "INVALID_STREAM_TOKEN",
+                            origin=rejected.origin, renewable=self._issue is not None)
             self._token = None
             self._rejections += 1
             if self._rejections > 1:
@@ -151,9 +163,12 @@ class StreamTokens:
             if self._token is not None and self._token.value == token.value:
                 self._rejections = 0
 
-    def disable(self, reason: str) -> None:
+    def disable(self, reason: str, code: str | None = None) -> None:
         """The feed is out of reach for now (for example it answered 404)."""
         with self._lock:
+            if self._token is not None:
+                self._event("token_refused", code=code, origin=self._token.origin,
+                            renewable=False)
             self._token = None
             self._give_up_locked(reason)
 
@@ -181,6 +196,9 @@ class StreamTokens:
         problem = "the stream-access answer held no token"
         try:
             fresh = self._parse(self._issue())
+        except StreamAccessDeniedError as exc:
+            problem = f"no stream token: {exc.message}"
+            self._event("token_refused", code=exc.code, origin="issued", renewable=False)
         except SourceError as exc:
             problem = f"no stream token: {exc.message}"
         finally:
@@ -190,6 +208,12 @@ class StreamTokens:
                     self._token = fresh
                     self.issued += 1
                     self.last_problem = None
+                    self._event(
+                        "token_obtained" if self.issued == 1 else "token_renewed",
+                        expires_in_s=fresh.lifetime_s,
+                        expires_at=_wall_iso(self._clock.wall() + (fresh.lifetime_s or 0)),
+                        lifetime_known=not fresh.estimated,
+                    )
                 else:
                     self.last_problem = problem
                     self._retry_at = self._clock.monotonic() + self._retry_every
@@ -222,7 +246,24 @@ class StreamTokens:
             estimated=not known,
         )
 
+    def upper_bound(self) -> bool:
+        """Whether seconds_left() is only an upper bound (a supplied token of unknown age)."""
+        token = self._token
+        return token is not None and token.origin == "supplied" and token.estimated
+
+    def usable(self) -> bool:
+        """Whether readers have a token to try now (else they use the standard endpoint)."""
+        return self._token is not None
+
+    def _event(self, name: str, **fields: Any) -> None:
+        if self._notify is not None:
+            self._notify(name, fields)
+
     def _give_up_locked(self, reason: str) -> None:
         self.last_problem = reason
         self._retry_at = self._clock.monotonic() + self._retry_every
         self._rejections = 0
+
+
+def _wall_iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,143 @@
+"""The run's figures and how they read: one snapshot for every output, and the words for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Snapshot:
+    """The figures a run shows while it works; identical for the display and the log lines.
+
+    `stored` is what the database holds of the source (earlier runs included), the bar's
+    position; duplicates and events outside a reader's range are counted, never as progress."""
+
+    stored: int = 0
+    total: int | None = None
+    fetched: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+    outside: int = 0
+    events_per_s: float = 0.0
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+    endpoint: str = "-"
+    readers: int = 0
+    ranges_left: int = 0
+    pages: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    rate_wait_s: float = 0.0
+    token_left_s: float | None = None  # None when unknown (no token, or no lifetime given)
+    token_left_is_bound: bool = False  # a supplied token of unknown age: at most this long
+    token_origin: str | None = None
+    feed_pace: float | None = None  # requests/s the feed is paced at, once a throttle showed
+    warnings: list[str] = field(default_factory=list)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "--"
+    seconds = max(int(seconds), 0)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
+
+
+def token_text(snap: Snapshot) -> str:
+    """The token's time left, said as what is known: exact, at most, or unknown."""
+    if snap.token_left_s is None:
+        return "token: lifetime unknown" if snap.token_origin else "no token"
+    left = fmt_duration(snap.token_left_s)
+    if snap.token_left_is_bound:
+        return f"token ≤{left} left (age unknown)"
+    return f"token {left} left"
+
+
+def token_warning(snap: Snapshot) -> str | None:
+    """Warn when the stream token will run out before the run is expected to end."""
+    if snap.token_left_s is None or snap.eta_s is None or snap.endpoint == "standard":
+        return None
+    if snap.token_left_s < snap.eta_s:
+        at_most = "at most " if snap.token_left_is_bound else ""
+        return (
+            f"the stream token lasts {at_most}{fmt_duration(snap.token_left_s)}, less than the "
+            f"ETA ({fmt_duration(snap.eta_s)}); ingest renews it when the API key allows, "
+            "else it reads the standard endpoint"
+        )
+    return None
+
+
+def progress_of(snap: Snapshot) -> str:
+    """"1,234 / 3,000,000 (41%)": stored of the total, never past 100 %."""
+    if not snap.total:
+        return f"{snap.stored:,} stored"
+    shown = min(snap.stored, snap.total)
+    text = f"{shown:,}/{snap.total:,} ({100 * shown // snap.total}%)"
+    if snap.stored > snap.total:
+        text += f", {snap.stored - snap.total:,} beyond the source's total"
+    return text
+
+
+def rate_line(snap: Snapshot) -> str:
+    return (
+        f"{snap.events_per_s:,.0f} events/s · ETA {fmt_duration(snap.eta_s)} · "
+        f"{snap.endpoint} endpoint · {token_text(snap)}"
+    )
+
+
+def counts_line(snap: Snapshot) -> str:
+    return _counts(snap.inserted, snap.duplicates, snap.rejected, snap.conflicts, snap.outside)
+
+
+def _counts(inserted: int, duplicates: int, rejected: int, conflicts: int, outside: int) -> str:
+    """Counts of this run; the rare ones (conflicting versions, reads outside a reader's range)
+    only when there are any."""
+    parts = [f"inserted {inserted:,}", f"duplicates {duplicates:,}", f"rejected {rejected:,}"]
+    if conflicts:
+        parts.append(f"conflicts {conflicts:,}")
+    if outside:
+        parts.append(f"outside ranges {outside:,}")
+    return " · ".join(parts)
+
+
+def health_line(snap: Snapshot) -> str:
+    pace = f" · feed paced at {snap.feed_pace:.2f}/s" if snap.feed_pace else ""
+    return (
+        f"readers {snap.readers} · ranges left {snap.ranges_left} · 429s {snap.rate_limited} "
+        f"(waited {fmt_duration(snap.rate_wait_s)}) · retries {snap.retries}{pace}"
+    )
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The end-of-run summary in words."""
+    s = summary
+    total = s.get("source_total")
+    of_total = f" of {total:,}" if isinstance(total, int) else ""
+    head = "complete" if s.get("status") == "complete" else "incomplete"
+    counts = _counts(s.get("inserted", 0), s.get("duplicates", 0), s.get("rejected", 0),
+                     s.get("conflicts", 0), s.get("outside_range", 0))
+    lines = [
+        f"{head}: {s.get('stored', 0):,}{of_total} stored in "
+        f"{fmt_duration(s.get('elapsed_s'))} ({s.get('events_per_s', 0):,.0f} events/s)",
+        f"this run: fetched {s.get('fetched', 0):,} · {counts}",
+    ]
+    pages, seconds = s.get("pages_by_endpoint") or {}, s.get("seconds_by_endpoint") or {}
+    used = [
+        f"{name} {pages[name]:,} page(s)"
+        + (f" in {fmt_duration(seconds[name])}" if name in seconds else "")
+        for name in sorted(pages)
+        if name != "-"
+    ]
+    if used:
+        lines.append("endpoints: " + ", ".join(used))
+    lines.append(
+        f"retries {s.get('retries', 0)} · 429s {s.get('rate_limited', 0)} "
+        f"(waited {fmt_duration(s.get('rate_wait_s'))})"
+    )
+    if s.get("ranges_left"):
+        lines.append(f"{s['ranges_left']} range(s) left: rerun `datasync ingest` to continue")
+    return lines
