@@ -41,10 +41,11 @@ class IngestOutcome:
 def run_ingest(
     settings: Settings, reporter: Reporter, stop: threading.Event, clock: Clock | None = None
 ) -> IngestOutcome:
-    """Migrate, take the ingest lock, read until the source is exhausted or the run stops."""
+    """Migrate, take the ingest lease, read until the source is exhausted or the run stops."""
     dsn = settings.database_url
     migrate(dsn)
-    with IngestLock(dsn) as lock, CheckpointStore(dsn) as store:
+    # Every write goes through the lease (fenced), so a run that lost it cannot write.
+    with IngestLock(dsn) as lock, CheckpointStore(dsn, lease=lock) as store:
         checkpoints = plan_start(store, dsn, reporter)
         ledger = RunLedger(store)
         planner = RangePlanner(
@@ -61,14 +62,14 @@ def run_ingest(
             source, planner, store, BatchQueue(control), control, metrics, reporter, workers
         )
         try:
-            _run_threads(readers, CopyWriter(dsn, clock=clock, stop=stop), lock)
+            _run_threads(readers, CopyWriter(dsn, clock=clock, stop=stop, lease=lock), lock)
         finally:
             source.close()
         return _account(ledger, readers, reporter)
 
 
 def _run_threads(readers: Readers, writer: CopyWriter, lock: IngestLock) -> None:
-    """Start the writer and the readers, then show progress and watch the lock until done."""
+    """Start the writer and the readers, then show progress and renew the lease until done."""
     control, source, planner = readers.control, readers.source, readers.planner
     watch = LockWatch(lock, control, readers.reporter)
     try:

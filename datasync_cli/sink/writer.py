@@ -25,6 +25,7 @@ from ..models import Batch, Event, Rejected
 from .checkpoints import UPSERT_CHECKPOINT_SQL, checkpoint_params
 from .copy_format import STAGING_COLUMNS
 from .db import Connection, connect, connection_lost, describe, first_line, operation_error
+from .lock import IngestLock
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,10 @@ class _Refused(Exception):
 
 
 class CopyWriter:
-    """Writes batches into one database; the ingest lock makes it the only writer there.
+    """Writes batches into one database; the ingest lease makes it the only writer there.
 
+    With `lease`, each batch commits only while the lease is still this run's (it is renewed
+    in the batch's transaction); without, the caller vouches for being the only writer.
     A lost connection (server restart, pg_terminate_backend, network) is re-established with
     exponential backoff for up to `reconnect_budget_s`, then the whole batch is redone.
     """
@@ -102,8 +105,10 @@ class CopyWriter:
         clock: Clock | None = None,
         stop: threading.Event | None = None,
         reconnect_budget_s: float = 60.0,
+        lease: IngestLock | None = None,
     ) -> None:
         self._dsn = dsn
+        self._lease = lease
         self._clock: Clock = clock or SystemClock()
         self._stop = stop
         self._budget = reconnect_budget_s
@@ -208,6 +213,8 @@ class CopyWriter:
                     cur.execute(CLEAR_STAGING_SQL)
             rejected_new = self._insert_rejected(cur, rejected)
             cur.execute(UPSERT_CHECKPOINT_SQL, checkpoint_params(batch.checkpoint))
+            if self._lease is not None:
+                self._lease.fence(cur)
         conn.commit()
         duplicates = len(batch.events) - inserted - (len(rejected) - len(batch.rejected))
         return WriteResult(inserted=inserted, duplicates=duplicates, rejected_new=rejected_new)

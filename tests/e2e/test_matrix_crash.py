@@ -195,20 +195,18 @@ def test_sigterm_while_waiting_for_rate_limit_window_exits_promptly(
         h.assert_verify(mock, dsn, scenario)
 
 
-def test_lock_session_killed_then_second_ingest_still_refused(
+def test_sessions_killed_then_second_ingest_still_refused(
     tmp_path: Path, dsn: str
 ) -> None:
-    """The ingest lock is a session advisory lock. When that session ends under a running
-    ingest (pg_terminate_backend, a server restart, a network cut) the ingest notices within
-    half a second and takes the lock again, so a second `datasync ingest` is still refused."""
-    scenario = "lock session terminated under a running ingest"
+    """The ingest lease is a row, not a session. When every session of a running ingest ends
+    (pg_terminate_backend, a server restart, a network cut) the ingest reconnects and its lease
+    is still there, so a second `datasync ingest` is still refused."""
+    scenario = "every session of a running ingest terminated"
     config = MockConfig(events=30_000, latency_ms=150, seed=13)
     extra = ["--workers", "2", "--page-size", "1000"]
-    lock_holder = (
-        "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l "
-        "JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() "
-        "AND a.application_name = 'datasync'"
+    sessions = (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = 'datasync'"
     )
     with h.mock_for(tmp_path, config) as mock:
         log = tmp_path / "ingest-first.log"
@@ -216,9 +214,9 @@ def test_lock_session_killed_then_second_ingest_still_refused(
         try:
             h.wait_for_rows(dsn, 2000, first)
             assert first.poll() is None, f"{scenario}: first ingest ended: {h.log_text(log)}"
-            killed = int(h.query(dsn, lock_holder)[0][0])
-            assert killed == 1, f"{scenario}: {killed} lock-holding sessions terminated"
-            time.sleep(1.0)  # time enough to notice a lost lock
+            killed = int(h.query(dsn, sessions)[0][0])
+            assert killed >= 1, f"{scenario}: no datasync session to terminate"
+            time.sleep(1.0)  # time enough to reconnect
             first_alive = first.poll() is None
             second = h.run(h.ingest_cmd(mock, dsn, *extra), timeout=120)
             first_code = first.wait(120)
@@ -235,7 +233,7 @@ def test_lock_session_killed_then_second_ingest_still_refused(
         if first_alive:
             assert second.returncode == 5, (
                 f"{scenario}: a second ingest ran alongside the first (exit "
-                f"{second.returncode}) after the lock's session was terminated; its summary: "
+                f"{second.returncode}) after its sessions were terminated; its summary: "
                 f"{[line for line in second.stdout.splitlines() if 'summary' in line]}"
             )
             assert first_code == 0, f"{scenario}: first ingest exited {first_code}"
