@@ -1,8 +1,10 @@
 """Who holds the ingest lease, and whether that process is certainly gone.
 
-A crashed ingest cannot release its lease. When the rerun is on the same host it can look the
-holder up in /proc and take over at once instead of waiting for the lease to expire; anywhere
-else (another host, another pid namespace, no /proc) it must wait.
+A crashed ingest cannot release its lease. When the rerun is on the same host and in the same
+pid namespace it can look the holder up in /proc and take over at once instead of waiting for
+the lease to expire. In another pid namespace of the same host (a restarted container, or
+another container sharing the host name) the holder's pid means nothing here; anywhere else
+(another host, no /proc) nothing can be known.
 """
 
 from __future__ import annotations
@@ -75,3 +77,13 @@ def process_gone(holder: ProcessIdentity, here: ProcessIdentity | None = None) -
     if state in ("Z", "X"):
         return True  # killed, waiting only to be reaped
     return started != holder.start.rsplit(" ", 1)[-1]
+
+
+def in_other_namespace_here(holder: ProcessIdentity, here: ProcessIdentity | None = None) -> bool:
+    """Same host name and boot, another pid namespace: a restarted container, or another
+    container with the same host name. Its pid cannot be looked up from here."""
+    here = here or this_process()
+    theirs, ours = holder.start.split(" "), here.start.split(" ")
+    if holder.host != here.host or len(theirs) != 3 or len(ours) != 3:
+        return False
+    return theirs[0] == ours[0] and theirs[1] != ours[1]

@@ -6,7 +6,8 @@ released in short ordinary transactions, timed by the server's clock:
 
 * it expires LEASE_TTL_S after its last renewal; the run renews it every LEASE_HEARTBEAT_S;
 * it is taken over only once expired, or at once when its holder ran on this host and that
-  process is certainly gone (a crash followed by a rerun);
+  process is certainly gone (a crash followed by a rerun), or, when its holder ran in another
+  pid namespace of this host (a restarted container), once it missed two heartbeats;
 * every write of the run renews it in the write's own transaction, as the last statement
   (`fence`): a write commits only while the lease is still this run's, and a takeover, which
   must lock the same row, waits for a write in flight to commit. Two ingests therefore never
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ import psycopg2.errors
 from .. import __version__
 from ..errors import DatabaseError, LockHeldError
 from .db import Connection, connect, connection_lost, operation_error
-from .holder import ProcessIdentity, process_gone, this_process
+from .holder import ProcessIdentity, in_other_namespace_here, process_gone, this_process
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,9 @@ Cursor = psycopg2.extensions.cursor
 LEASE_TTL_S = 30.0  # a holder that stops renewing is taken over this long after its last renewal
 LEASE_HEARTBEAT_S = 5.0  # six renewals fit in one TTL: a few slow ones cost nothing
 LOCK_WAIT_S = 5  # longest wait for the lease row while taking or renewing it
+# A holder in another pid namespace of this host is watched this long: two missed heartbeats.
+HEARTBEAT_WATCH_S = 2 * LEASE_HEARTBEAT_S + 1
+WATCH_POLL_S = 0.5
 
 LEASE_LAPSED = (
     "the ingest lease had expired while the database was out of reach; no other ingest took "
@@ -150,6 +155,21 @@ def read_holder(cur: Cursor) -> LeaseHolder | None:
     return LeaseHolder.from_row(row) if row else None
 
 
+class _Unproven(Exception):
+    """The holder ran in another pid namespace of this host: only its heartbeat can tell."""
+
+    def __init__(self, holder: LeaseHolder) -> None:
+        super().__init__(holder.describe())
+        self.holder = holder
+
+
+def _running(holder: LeaseHolder) -> LockHeldError:
+    return LockHeldError(
+        f"another datasync ingest is already running against this database ({holder.describe()})",
+        _HELD_HINT,
+    )
+
+
 def _lost(holder: LeaseHolder | None) -> LockHeldError:
     if holder is None:
         return LockHeldError("this ingest lost its lease: its row in ingest_lease was deleted; "
@@ -202,19 +222,47 @@ class IngestLock:
     def acquire(self) -> None:
         with self._mutex:
             try:
-                took_over = self._transaction("taking the ingest lease", self._take)
+                try:
+                    took_over = self._take_once(None)
+                except _Unproven as unproven:
+                    took_over = self._take_once(self._watch(unproven.holder))
             except psycopg2.errors.LockNotAvailable:
                 raise LockHeldError(
                     "another datasync ingest is already running against this database (its "
                     "lease row is locked by a transaction that has not finished)", _HELD_HINT,
                 ) from None
+            except _Unproven as again:
+                raise _running(again.holder) from None
             self._holding = True
         if took_over:
             log.warning("took over the ingest lease from %s", took_over)
 
-    def _take(self, cur: Cursor) -> str | None:
-        """Take the lease when free, expired or left by a dead process; returns what was taken
-        over (None for a free lease)."""
+    def _take_once(self, stalled: LeaseHolder | None) -> str | None:
+        return self._transaction("taking the ingest lease", lambda cur: self._take(cur, stalled))
+
+    def _watch(self, holder: LeaseHolder) -> LeaseHolder:
+        """Watch the heartbeat of a holder whose process cannot be looked up from here; raise
+        LockHeldError as soon as it renews, return it as last seen when it did not."""
+        log.warning(
+            "the ingest lease is held by %s in another pid namespace of this host (a restarted "
+            "container?); taking it over unless it is renewed within %.0f s",
+            holder.describe(), HEARTBEAT_WATCH_S,
+        )
+        deadline = time.monotonic() + HEARTBEAT_WATCH_S
+        while True:
+            time.sleep(WATCH_POLL_S)
+            current = self._transaction("reading the ingest lease", read_holder)
+            if current is None or current.holder_id != holder.holder_id:
+                return holder  # released or taken meanwhile: decide afresh
+            if current.heartbeat_at != holder.heartbeat_at:
+                raise _running(current)
+            if time.monotonic() >= deadline:
+                return current
+
+    def _take(self, cur: Cursor, stalled: LeaseHolder | None) -> str | None:
+        """Take the lease when free, expired or left by a dead process, or from `stalled` (a
+        holder seen not to renew) if it still has not; returns what was taken over (None
+        for a free lease)."""
         for _ in range(3):
             cur.execute(_INSERT_SQL, self._params)
             if cur.fetchone():
@@ -231,12 +279,15 @@ class IngestLock:
                           f"(last renewed {holder.heartbeat_age_s:.0f} s ago)")
             elif process_gone(holder.process, self._me):
                 reason = f"a dead holder ({holder.describe()}): its process on this host is gone"
+            elif in_other_namespace_here(holder.process, self._me):
+                if stalled is None or stalled.holder_id != holder.holder_id:
+                    raise _Unproven(holder)
+                if stalled.heartbeat_at != holder.heartbeat_at:
+                    raise _running(holder)
+                reason = (f"a dead holder ({holder.describe()}): it ran in another pid namespace "
+                          f"of this host and was not renewed for {holder.heartbeat_age_s:.0f} s")
             else:
-                raise LockHeldError(
-                    "another datasync ingest is already running against this database "
-                    f"({holder.describe()})",
-                    _HELD_HINT,
-                )
+                raise _running(holder)
             cur.execute(_TAKE_OVER_SQL, self._params)
             return reason
         raise DatabaseError("the ingest lease kept changing hands while taking it",

@@ -189,21 +189,15 @@ def test_holder_with_this_pid_but_another_start_is_taken_over(
         assert lock.held()
 
 
-@pytest.mark.parametrize(
-    ("host", "start"),
-    [("elsewhere", None), ("here", ""), ("here", "another-namespace")],
-    ids=["another host", "no process identity", "another pid namespace"],
-)
+@pytest.mark.parametrize("host", ["elsewhere", "here"], ids=["another host", "no /proc"])
 def test_holder_that_may_be_alive_is_taken_over_only_after_expiry(
-    migrated_url: str, query: Query, host: str, start: str | None
+    migrated_url: str, query: Query, host: str
 ) -> None:
     me = this_process()
-    if start == "another-namespace":
-        start = f"{me.start.split(' ')[0]} pid:[1] 5"
     query(
         "INSERT INTO ingest_lease (holder_id, host, pid, process_start, version, expires_at) "
         "VALUES ('other', %s, 4194321, %s, 'old', now() + interval '1 hour')",
-        (me.host if host == "here" else host, me.start if start is None else start),
+        ("elsewhere", me.start) if host == "elsewhere" else (me.host, ""),
     )
     assert ingest_running(migrated_url)
     with pytest.raises(LockHeldError) as caught:
@@ -213,6 +207,60 @@ def test_holder_that_may_be_alive_is_taken_over_only_after_expiry(
     assert not ingest_running(migrated_url)
     with IngestLock(migrated_url) as lock:
         assert lock.held()
+
+
+@pytest.fixture
+def short_watch(monkeypatch: pytest.MonkeyPatch) -> float:
+    monkeypatch.setattr(lock_module, "HEARTBEAT_WATCH_S", 1.0)
+    monkeypatch.setattr(lock_module, "WATCH_POLL_S", 0.1)
+    return 1.0
+
+
+def insert_container_holder(query: Query) -> None:
+    """A holder on this host and boot, in another pid namespace (another container)."""
+    boot = this_process().start.split(" ")[0]
+    query(
+        "INSERT INTO ingest_lease (holder_id, host, pid, process_start, version, expires_at) "
+        "VALUES ('container', %s, 7, %s, 'old', now() + interval '1 hour')",
+        (this_process().host, f"{boot} pid:[1] 5"),
+    )
+
+
+def test_holder_in_another_container_that_stopped_renewing_is_taken_over(
+    migrated_url: str, query: Query, short_watch: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    insert_container_holder(query)
+    caplog.set_level(logging.WARNING, logger="datasync_cli")
+    started = time.monotonic()
+    with IngestLock(migrated_url) as lock:
+        assert lock.held()
+    assert short_watch <= time.monotonic() - started < short_watch + 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("in another pid namespace of this host" in m for m in messages), messages
+    assert any(m.startswith("took over the ingest lease from a dead holder (host ")
+               and "pid 7," in m for m in messages), messages
+
+
+def test_holder_in_another_container_that_renews_is_not_taken_over(
+    migrated_url: str, query: Query, short_watch: float
+) -> None:
+    insert_container_holder(query)
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(0.2):
+            query("UPDATE ingest_lease SET heartbeat_at = clock_timestamp()")
+
+    beating = threading.Thread(target=renew)
+    beating.start()
+    try:
+        with pytest.raises(LockHeldError) as caught:
+            IngestLock(migrated_url).acquire()
+    finally:
+        done.set()
+        beating.join()
+    assert "already running" in caught.value.message and "pid 7," in caught.value.message
+    assert query("SELECT holder_id FROM ingest_lease") == [("container",)]
 
 
 def test_own_expired_lease_is_renewed_when_nobody_took_it(

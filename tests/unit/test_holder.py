@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from datasync_cli.sink.holder import ProcessIdentity, process_gone, this_process
+from datasync_cli.sink.holder import (
+    ProcessIdentity,
+    in_other_namespace_here,
+    process_gone,
+    this_process,
+)
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="needs Linux /proc"
@@ -76,3 +81,14 @@ def test_nothing_is_presumed_dead_without_proof() -> None:
         cases, False
     )
     assert process_gone(ProcessIdentity(me.host, dead_pid, me.start))
+
+
+def test_another_pid_namespace_of_this_host_is_told_apart() -> None:
+    me = this_process()
+    boot, _, ticks = me.start.split(" ")
+    container = ProcessIdentity(me.host, 7, f"{boot} pid:[1] {ticks}")
+    assert in_other_namespace_here(container) and not process_gone(container)
+    assert not in_other_namespace_here(me)
+    assert not in_other_namespace_here(replace(container, host="elsewhere"))
+    assert not in_other_namespace_here(replace(container, start=f"0-0 pid:[1] {ticks}"))
+    assert not in_other_namespace_here(replace(container, start=""))
