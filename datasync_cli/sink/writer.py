@@ -38,8 +38,8 @@ _TIMESTAMP_EXPR = (
     " + (ts_us %% 1000000) * interval '1 microsecond'"
 )
 
-# One writer per database (the ingest lock), so the staging table is ours alone: it is truncated
-# after each page, which is far cheaper than deleting rows.
+# One writer per database (the ingest lease fences every batch), so the staging table is ours
+# alone: it is truncated after each page, which is far cheaper than deleting rows.
 # (No parameters here, so the percent sign is written once.)
 UPSERT_FROM_STAGING_SQL = f"""
 INSERT INTO ingested_events (id, event_type, timestamp, data)

@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psycopg2.errors
 import pytest
 
 from datasync_cli.mockapi.config import MockConfig
@@ -237,3 +238,94 @@ def test_sessions_killed_then_second_ingest_still_refused(
                 f"{[line for line in second.stdout.splitlines() if 'summary' in line]}"
             )
             assert first_code == 0, f"{scenario}: first ingest exited {first_code}"
+
+
+def test_crashed_ingest_on_another_host_is_taken_over_after_expiry(
+    tmp_path: Path, dsn: str
+) -> None:
+    """A holder on another host cannot be looked up from here: its lease is taken over only
+    once it expired (the server's clock; a crash there stops its renewals)."""
+    scenario = "lease left by an ingest that crashed on another host"
+    config = MockConfig(events=5_000, seed=14)
+    extra = ["--workers", "2", "--page-size", "1000"]
+    with h.mock_for(tmp_path, config) as mock:
+        assert h.run(h.datasync("migrate", "--database-url", dsn)).returncode == 0
+        h.query(
+            dsn,
+            "INSERT INTO ingest_lease (holder_id, host, pid, process_start, version, "
+            "expires_at) VALUES ('crashed', 'ingest-7f3a', 4242, '', '0.1.0', "
+            "now() + interval '3 seconds')",
+        )
+        refused = h.run(h.ingest_cmd(mock, dsn, *extra), timeout=60)
+        assert refused.returncode == 5, f"{scenario}: exit {refused.returncode}: {refused.stderr}"
+        line = h.error_line(refused, scenario)
+        assert "already running" in line and "host ingest-7f3a, pid 4242, datasync 0.1.0" in line
+        assert h.wait_until(
+            lambda: h.query(dsn, "SELECT expires_at < now() FROM ingest_lease") == [(True,)], 10
+        )
+        result = h.run(h.ingest_cmd(mock, dsn, *extra))
+        h.assert_ingest_ok(result, scenario)
+        took = [r["message"] for r in h.json_lines(result.stdout)
+                if "took over the ingest lease" in r.get("message", "")]
+        assert len(took) == 1 and "host ingest-7f3a, pid 4242" in took[0] and "expired" in took[0]
+        h.assert_exact_set(dsn, h.expected_ids(config), scenario)
+
+
+def _pause_outside_the_lease_row(proc: subprocess.Popen[bytes], dsn: str) -> None:
+    """SIGSTOP `proc` at a moment it does not hold the lease row's lock, and expire its lease
+    meanwhile, as if the pause had lasted longer than the lease."""
+    for _ in range(50):
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            h.query(dsn, "SET LOCAL lock_timeout = '300ms'; "
+                         "UPDATE ingest_lease SET expires_at = now() - interval '1 second'")
+            return
+        except psycopg2.errors.LockNotAvailable:
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+    pytest.fail("the ingest always held the lease row's lock")
+
+
+def test_ingest_paused_past_its_lease_is_fenced_out_by_the_next(
+    tmp_path: Path, dsn: str
+) -> None:
+    """A process paused (SIGSTOP, a frozen VM) longer than its lease: another ingest takes the
+    lease over; when the first wakes, its next write finds the lease gone and it stops with
+    exit 5 without writing anything, and the second completes."""
+    scenario = "first ingest paused past its lease, second takes over"
+    config = MockConfig(events=30_000, latency_ms=150, seed=15)
+    extra = ["--workers", "2", "--page-size", "1000"]
+    with h.mock_for(tmp_path, config) as mock:
+        first_log, second_log = tmp_path / "ingest-first.log", tmp_path / "ingest-second.log"
+        first = h.start(h.ingest_cmd(mock, dsn, *extra), first_log)
+        second: subprocess.Popen[bytes] | None = None
+        try:
+            h.wait_for_rows(dsn, 3000, first)
+            assert first.poll() is None, f"{scenario}: {h.log_text(first_log)[-1500:]}"
+            _pause_outside_the_lease_row(first, dsn)
+            second = h.start(h.ingest_cmd(mock, dsn, *extra), second_log)
+            taken = h.wait_until(
+                lambda: h.query(dsn, "SELECT pid FROM ingest_lease") == [(second.pid,)], 30
+            )
+            first.send_signal(signal.SIGCONT)
+            assert taken, f"{scenario}: no takeover: {h.log_text(second_log)[-1500:]}"
+            first_code = first.wait(30)
+            second_code = second.wait(120)
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)
+                    proc.kill()
+                    proc.wait()
+        first_out = h.log_text(first_log)
+        assert first_code == 5, f"{scenario}: first exited {first_code}: {first_out[-1500:]}"
+        assert "this ingest lost its lease: another datasync ingest now holds it (host " in (
+            first_out
+        ) and f"pid {second.pid}," in first_out, first_out[-1500:]
+        assert second_code == 0, f"{scenario}: second exited {second_code}: " + (
+            h.log_text(second_log)[-1500:]
+        )
+        assert "took over the ingest lease from host " in h.log_text(second_log)
+        h.assert_exact_set(dsn, h.expected_ids(config), scenario)
+        h.assert_checkpoints_consistent(dsn, scenario)
+        h.assert_verify(mock, dsn, scenario)
