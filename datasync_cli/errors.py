@@ -82,7 +82,7 @@ class DatabaseError(DatasyncError):
 
 
 class LockHeldError(DatabaseError):
-    """Another ingest holds the database's ingest lock."""
+    """Another ingest holds the database's ingest lease (or took it from this run)."""
 
     exit_code = ExitCode.LOCK_HELD
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..display import render_status
 from ..settings import DEFAULTS
-from ..sink import ingest_running, store_stats
+from ..sink import store_stats
 from .funnel import command
 from .options import DatabaseUrl, JsonOutput, build_settings
 from .output import print_json
@@ -16,7 +16,7 @@ def status(database_url: DatabaseUrl = DEFAULTS.database_url, json_out: JsonOutp
     settings = build_settings(database_url=database_url)
     stats = store_stats(settings.database_url)
     data = stats.as_dict()
-    running = stats.migrated and ingest_running(settings.database_url)
+    running = stats.lease is not None and stats.lease.live()
     data["ingest_running"] = running
     if json_out:
         print_json(data)

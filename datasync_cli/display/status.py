@@ -43,6 +43,8 @@ def render_status(data: dict[str, Any], last_run: str, console: Console | None =
         f"ingested [bold]{data['ingested']:,}[/]  rejected [bold]{data['rejected']:,}[/]  "
         f"last run: {last_run}"
     )
+    if data.get("ingest_holder"):
+        console.print(f"ingest lease: {data['ingest_holder']['state']}", markup=False)
     if data["rejected_by_reason"]:
         reasons = ", ".join(f"{r}: {n}" for r, n in data["rejected_by_reason"].items())
         console.print(f"rejected by reason: {reasons}")

@@ -44,11 +44,12 @@ class IngestOutcome:
 def run_ingest(
     settings: Settings, reporter: Reporter, stop: threading.Event, clock: Clock | None = None
 ) -> IngestOutcome:
-    """Migrate, take the ingest lock, read until the source is exhausted or the run stops."""
+    """Migrate, take the ingest lease, read until the source is exhausted or the run stops."""
     dsn = settings.database_url
     clock = clock or SystemClock()
     migrate(dsn)
-    with IngestLock(dsn) as lock, CheckpointStore(dsn) as store:
+    # Every write goes through the lease (fenced), so a run that lost it cannot write.
+    with IngestLock(dsn) as lock, CheckpointStore(dsn, lease=lock) as store:
         checkpoints = plan_start(store, dsn, reporter)
         ledger = RunLedger(store)
         before = store_stats(dsn)
@@ -79,9 +80,9 @@ def run_ingest(
             source, planner, store, BatchQueue(control), control, metrics, reporter, workers
         )
         try:
-            writer = CopyWriter(dsn, clock=clock, stop=stop)
-            _run_threads(readers, writer, Supervisor(readers, LockWatch(lock, control, reporter),
-                                                     ledger))
+            writer = CopyWriter(dsn, clock=clock, stop=stop, lease=lock)
+            watch = LockWatch(lock, control, reporter)
+            _run_threads(readers, writer, Supervisor(readers, watch, ledger))
         finally:
             source.close()
         return _account(ledger, readers, reporter)

@@ -2,7 +2,15 @@
 
 from .checkpoints import CheckpointStore, RunRecord, RunStatus
 from .db import connect, create_database_for, describe, drop_database, scrub
-from .lock import IngestLock, ingest_running
+from .lock import (
+    LEASE_HEARTBEAT_S,
+    LEASE_LAPSED,
+    LEASE_TTL_S,
+    IngestLock,
+    LeaseHolder,
+    ingest_running,
+    lease_holder,
+)
 from .migrations import applied_versions, available, migrate
 from .stats import (
     IdChecksum,
@@ -16,10 +24,14 @@ from .stats import (
 from .writer import CopyWriter, WriteResult
 
 __all__ = [
+    "LEASE_HEARTBEAT_S",
+    "LEASE_LAPSED",
+    "LEASE_TTL_S",
     "CheckpointStore",
     "CopyWriter",
     "IdChecksum",
     "IngestLock",
+    "LeaseHolder",
     "RunRecord",
     "RunStatus",
     "StoreStats",
@@ -34,6 +46,7 @@ __all__ = [
     "id_checksum",
     "ingest_running",
     "iter_ids",
+    "lease_holder",
     "migrate",
     "newest_plausible_ts_ms",
     "scrub",

@@ -18,6 +18,7 @@ import psycopg2
 
 from ..models import Checkpoint, Position
 from .db import Connection, connect, connection_lost, operation_error
+from .lock import IngestLock
 
 T = TypeVar("T")
 Cursor = psycopg2.extensions.cursor
@@ -117,10 +118,12 @@ class CheckpointStore:
     """Checkpoints and run records of one database; opens its own connection from a DSN.
 
     Safe to share between threads: each call is one transaction, taken in turn. With a DSN, a
-    connection lost between calls (server restart) is replaced once before giving up.
+    connection lost between calls (server restart) is replaced once before giving up. With
+    `lease`, every write commits only while the lease is still this run's.
     """
 
-    def __init__(self, target: str | Connection) -> None:
+    def __init__(self, target: str | Connection, lease: IngestLock | None = None) -> None:
+        self._lease = lease
         if isinstance(target, str):
             self._dsn: str | None = target
             self._conn = connect(target)
@@ -144,7 +147,7 @@ class CheckpointStore:
     ) -> None:
         self.close()
 
-    def _run(self, doing: str, body: Callable[[Cursor], T]) -> T:
+    def _run(self, doing: str, body: Callable[[Cursor], T], *, writes: bool = True) -> T:
         """`body` in one transaction; retried once on a fresh connection if the old one died."""
         with self._mutex:
             for attempt in (1, 2):
@@ -154,6 +157,8 @@ class CheckpointStore:
                 try:
                     with conn.cursor() as cur:
                         result = body(cur)
+                        if writes and self._lease is not None:
+                            self._lease.fence(cur)
                     conn.commit()
                     return result
                 except psycopg2.Error as exc:
@@ -175,7 +180,7 @@ class CheckpointStore:
             cur.execute(SELECT_CHECKPOINTS_SQL)
             return [checkpoint_from_row(row) for row in cur.fetchall()]
 
-        return self._run("reading checkpoints", body)
+        return self._run("reading checkpoints", body, writes=False)
 
     def save(self, checkpoint: Checkpoint) -> None:
         """Insert or replace one reader's checkpoint."""
@@ -226,7 +231,7 @@ class CheckpointStore:
 
     def start_run(self, total: int | None) -> int:
         """Record a run as started; older runs still marked running (their process died
-        without recording an outcome) become interrupted. Call while holding the IngestLock."""
+        without recording an outcome) become interrupted. Call while holding the ingest lease."""
 
         def body(cur: Cursor) -> int:
             cur.execute(
@@ -295,7 +300,7 @@ class CheckpointStore:
             row = cur.fetchone()
             return run_from_row(row) if row else None
 
-        return self._run("reading the last run", body)
+        return self._run("reading the last run", body, writes=False)
 
 
 def _quiet_rollback(conn: Connection) -> None:

@@ -21,6 +21,9 @@ Connection = psycopg2.extensions.connection
 
 APPLICATION_NAME = "datasync"
 CONNECT_TIMEOUT_S = 10
+# A pooler that has just failed to log in to a missing database (PgBouncer) holds the next
+# login for its retry delay (server_login_retry, 15 s by default) before trying again.
+CREATED_CONNECT_TIMEOUT_S = 30
 MAINTENANCE_DATABASES = ("postgres", "template1")
 
 
@@ -144,19 +147,18 @@ def connection_lost(exc: BaseException, conn: Connection | None) -> bool:
 
 
 def _open(dsn: str, **overrides: Any) -> Connection:
-    conn: Connection = psycopg2.connect(
-        dsn,
-        application_name=APPLICATION_NAME,
-        connect_timeout=CONNECT_TIMEOUT_S,
-        client_encoding="UTF8",
+    params: dict[str, Any] = {
+        "application_name": APPLICATION_NAME,
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "client_encoding": "UTF8",
         # A silently vanished server (network partition, VM gone) surfaces as a lost
         # connection within about a minute instead of a read that blocks forever.
-        keepalives=1,
-        keepalives_idle=30,
-        keepalives_interval=10,
-        keepalives_count=3,
-        **overrides,
-    )
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    conn: Connection = psycopg2.connect(dsn, **{**params, **overrides})
     return conn
 
 
@@ -177,7 +179,7 @@ def connect(dsn: str, *, create_database: bool = False, autocommit: bool = False
             raise connect_error(exc, dsn) from None
         create_database_for(dsn)
         try:
-            conn = _open(dsn)
+            conn = _open(dsn, connect_timeout=CREATED_CONNECT_TIMEOUT_S)
         except psycopg2.Error as again:
             raise connect_error(again, dsn) from None
     conn.autocommit = autocommit

@@ -18,6 +18,7 @@ from .checkpoints import (
     run_from_row,
 )
 from .db import connect, operation_error
+from .lock import LeaseHolder, read_holder
 
 ID_FETCH_SIZE = 50_000
 
@@ -81,6 +82,7 @@ class StoreStats:
     last_run: RunRecord | None = None
     min_ts_ms: int | None = None
     max_ts_ms: int | None = None
+    lease: LeaseHolder | None = None  # who holds the ingest lease (None: nobody)
 
     @property
     def last_run_status(self) -> str | None:
@@ -116,6 +118,7 @@ class StoreStats:
                 "message": run.message,
             },
             "run_completed": self.run_completed,
+            "ingest_holder": self.lease.as_dict() if self.lease else None,
         }
 
 
@@ -154,6 +157,9 @@ def store_stats(dsn: str) -> StoreStats:
             ]
             cur.execute(f"SELECT {RUN_COLUMNS} FROM ingest_runs ORDER BY run_id DESC LIMIT 1")
             run_row = cur.fetchone()
+            cur.execute("SELECT to_regclass('ingest_lease') IS NOT NULL")
+            has_lease = cur.fetchone()
+            lease = read_holder(cur) if has_lease and has_lease[0] else None
         conn.rollback()
     except psycopg2.Error as exc:
         raise operation_error(exc, "reading the store's statistics", dsn) from None
@@ -170,6 +176,7 @@ def store_stats(dsn: str) -> StoreStats:
         last_run=run_from_row(run_row) if run_row else None,
         min_ts_ms=None if min_ts is None else int(min_ts),
         max_ts_ms=None if max_ts is None else int(max_ts),
+        lease=lease,
     )
 
 

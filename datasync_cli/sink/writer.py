@@ -23,6 +23,7 @@ from ..errors import DatabaseError
 from ..models import Batch
 from .checkpoints import UPSERT_CHECKPOINT_SQL, checkpoint_params
 from .db import Connection, connect, connection_lost, describe, first_line, operation_error
+from .lock import IngestLock
 from .page_sql import (
     RowsWritten,
     any_stored,
@@ -72,8 +73,10 @@ class _Refused(Exception):
 
 
 class CopyWriter:
-    """Writes batches into one database; the ingest lock makes it the only writer there.
+    """Writes batches into one database; the ingest lease makes it the only writer there.
 
+    With `lease`, each batch commits only while the lease is still this run's (it is renewed
+    in the batch's transaction); without, the caller vouches for being the only writer.
     A lost connection (server restart, pg_terminate_backend, network) is re-established with
     exponential backoff for up to `reconnect_budget_s`, then the whole batch is redone.
     """
@@ -84,8 +87,10 @@ class CopyWriter:
         clock: Clock | None = None,
         stop: threading.Event | None = None,
         reconnect_budget_s: float = 60.0,
+        lease: IngestLock | None = None,
     ) -> None:
         self._dsn = dsn
+        self._lease = lease
         self._clock: Clock = clock or SystemClock()
         self._stop = stop
         self._budget = reconnect_budget_s
@@ -197,6 +202,8 @@ class CopyWriter:
                 rows = write_direct(cur, batch.copy_rows, len(events))
             rejected_new = insert_rejected(cur, rejected)
             cur.execute(UPSERT_CHECKPOINT_SQL, checkpoint_params(batch.checkpoint))
+            if self._lease is not None:
+                self._lease.fence(cur)
         conn.commit()
         return WriteResult(
             inserted=rows.inserted,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -354,6 +355,26 @@ def test_status_json_structure(ingested: str) -> None:
             assert key in cp, f"checkpoint lacks {key}: {cp}"
         assert cp["finished"] is True
     assert sum(cp["events"] for cp in data["checkpoints"]) >= EVENTS
+
+
+def test_status_names_the_lease_holder_while_an_ingest_runs(ingested: str) -> None:
+    assert json.loads(invoke("status", "--json", "--database-url", ingested).stdout)[
+        "ingest_holder"] is None
+    with IngestLock(ingested):
+        text = invoke("status", "--database-url", ingested)
+        as_json = invoke("status", "--json", "--database-url", ingested)
+    assert text.exit_code == 0 and as_json.exit_code == 0, text.output + as_json.output
+    assert f"ingest lease: host {socket.gethostname()}, pid {os.getpid()}, datasync " in (
+        " ".join(text.stdout.split())
+    )
+    data = json.loads(as_json.stdout)
+    assert data["ingest_running"] is True
+    holder = data["ingest_holder"]
+    assert (holder["host"], holder["pid"], holder["live"]) == (
+        socket.gethostname(), os.getpid(), True
+    )
+    for key in ("version", "taken_at", "heartbeat_at", "expires_at", "expires_in_s", "state"):
+        assert key in holder, holder
 
 
 def test_status_json_last_run_records_the_source_total(ingested: str) -> None:
