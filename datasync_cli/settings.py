@@ -36,6 +36,7 @@ class Defaults:
     max_attempts: int = 8  # per request, for failures (429s have their own allowance)
     token_ttl_s: float = 300.0  # the service's stream-token lifetime
     cursor_ttl_s: float = 117.0  # the service's cursor lifetime
+    parse_slots: int = 2  # pages decoded at once across readers: bounds peak memory
 
 
 DEFAULTS = Defaults()

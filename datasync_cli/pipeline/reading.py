@@ -6,10 +6,11 @@ import threading
 from dataclasses import dataclass
 
 from ..display import Reporter
+from ..models import Batch
 from ..planner import RangePlanner, Split
 from ..sink import CheckpointStore
 from ..sink.copy_format import make_batch
-from ..source import RangeCursor, Source
+from ..source import RangeCursor, RangeReader, Source
 from ..transform import transform_page
 from .control import BatchQueue, ReaderDone, RunControl
 from .metrics import RunMetrics
@@ -71,41 +72,45 @@ class Readers:
         reader = self.source.reader()
         try:
             while not self.control.stopping:
-                lo, hi = self.planner.bounds(cursor.range_id)
-                cursor.bound(lo, hi)
-                # The run's first page need not wait for the stream token being issued, unless
-                # the range has a floor: the standard endpoint cannot stop there, the feed can.
-                early = self._claim_first_fetch() and lo is None
-                page = reader.fetch(cursor, wait_for_token=not early)
-                if page.total is not None:
-                    self.planner.set_total(page.total)
-                events, rejected = transform_page(page.records)
-                step = cursor.advance(page, events, len(rejected))
-                self.metrics.page_fetched(
-                    page.endpoint,
-                    page.total,
-                    len(step.outside),
-                    self.source.tokens.usable(),
-                    early=early and page.endpoint == "standard",
-                )
-                if events:
-                    self.planner.observe(
-                        cursor.range_id,
-                        events[0].ts_us // 1000,
-                        events[-1].ts_us // 1000,
-                        len(events),
-                    )
-                # Events outside the range are stored too (most are duplicates of a neighbour's):
-                # nothing the source sends is dropped unaccounted.
-                batch = make_batch(events, rejected, step.checkpoint, len(page.records))
-                del page, events, rejected, step  # only the batch waits in the queue
-                self.batches.put(batch)
+                try:
+                    self.batches.put(self._next_batch(reader, cursor))
+                finally:
+                    # The page is queued (or gone): its parse slot goes to the next reader, so
+                    # only a few pages are ever held outside the bounded queue.
+                    self.source.page_done()
                 if cursor.checkpoint.finished:
                     self.planner.finish(cursor.range_id)
                     return
         finally:
             if not cursor.checkpoint.finished:
                 self.planner.release(cursor.range_id)
+
+    def _next_batch(self, reader: RangeReader, cursor: RangeCursor) -> Batch:
+        """Fetch the range's next page and turn it into the batch that stores it."""
+        lo, hi = self.planner.bounds(cursor.range_id)
+        cursor.bound(lo, hi)
+        # The run's first page need not wait for the stream token being issued, unless the
+        # range has a floor: the standard endpoint cannot stop there, the feed can.
+        early = self._claim_first_fetch() and lo is None
+        page = reader.fetch(cursor, wait_for_token=not early)
+        if page.total is not None:
+            self.planner.set_total(page.total)
+        events, rejected = transform_page(page.records)
+        step = cursor.advance(page, events, len(rejected))
+        self.metrics.page_fetched(
+            page.endpoint,
+            page.total,
+            len(step.outside),
+            self.source.tokens.usable(),
+            early=early and page.endpoint == "standard",
+        )
+        if events:
+            self.planner.observe(
+                cursor.range_id, events[0].ts_us // 1000, events[-1].ts_us // 1000, len(events)
+            )
+        # Events outside the range are stored too (most are duplicates of a neighbour's):
+        # nothing the source sends is dropped unaccounted.
+        return make_batch(events, rejected, step.checkpoint, len(page.records))
 
     def _claim_first_fetch(self) -> bool:
         with self._first_fetch:

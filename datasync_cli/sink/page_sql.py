@@ -1,7 +1,8 @@
 """The statements that store one page inside its transaction, in three ways.
 
-* Direct: a page none of whose ids is stored yet (the normal case) is COPYed straight into
-  ingested_events, after one index probe per id. Nothing else to do: no staging, no conflicts.
+* Direct: a page is COPYed straight into ingested_events (the normal case: its ids are new).
+  No staging, no probe; a page that meets a stored id fails at that row with a unique
+  violation, and is done again the staged way.
 * Staged: a page that overlaps what is stored is COPYed into the UNLOGGED staging table, then
   `INSERT ... ON CONFLICT DO NOTHING`; the ids that were already there are compared with the
   stored versions, and each version with different content is kept in event_conflicts.
@@ -28,7 +29,6 @@ Cursor = psycopg2.extensions.cursor
 _COLUMNS = ", ".join(COPY_COLUMNS)
 COPY_DIRECT_SQL = f"COPY ingested_events ({_COLUMNS}) FROM STDIN"
 COPY_STAGING_SQL = f"COPY staging_events ({_COLUMNS}) FROM STDIN"
-ANY_STORED_SQL = "SELECT EXISTS (SELECT 1 FROM ingested_events WHERE id = ANY(%s))"
 
 UPSERT_FROM_STAGING_SQL = """
 INSERT INTO ingested_events (id, event_type, timestamp, data)
@@ -99,18 +99,8 @@ def row_caused(exc: psycopg2.Error) -> bool:
     return (getattr(exc, "pgcode", None) or "")[:2] in ROW_CAUSED_CLASSES
 
 
-def any_stored(cur: Cursor, events: Sequence[Event]) -> bool:
-    """Whether any of the page's ids is stored already (or repeats within the page)."""
-    ids = [e.id for e in events]
-    if len(set(ids)) != len(ids):
-        return True
-    cur.execute(ANY_STORED_SQL, (ids,))
-    row = cur.fetchone()
-    return bool(row and row[0])
-
-
 def write_direct(cur: Cursor, copy_rows: bytes, count: int) -> RowsWritten:
-    """COPY a page that holds no stored id straight into ingested_events."""
+    """COPY a page straight into ingested_events; a stored id raises UniqueViolation."""
     cur.copy_expert(COPY_DIRECT_SQL, io.BytesIO(copy_rows), size=_COPY_CHUNK)
     return RowsWritten(inserted=count, duplicates=0, conflicts=0)
 

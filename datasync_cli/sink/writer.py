@@ -26,7 +26,6 @@ from .db import Connection, connect, connection_lost, describe, first_line, oper
 from .lock import IngestLock
 from .page_sql import (
     RowsWritten,
-    any_stored,
     insert_rejected,
     row_caused,
     write_direct,
@@ -95,6 +94,7 @@ class CopyWriter:
         self._stop = stop
         self._budget = reconnect_budget_s
         self.reconnects = 0
+        self._overlapping = False  # the last page met stored ids: try the next one staged
         self._conn: Connection | None = connect(dsn)
 
     def __enter__(self) -> CopyWriter:
@@ -115,7 +115,7 @@ class CopyWriter:
 
     def write(self, batch: Batch) -> WriteResult:
         """Commit the batch's rows, rejects and checkpoint in one transaction."""
-        mode: Mode | None = None  # chosen from the page itself on the first try
+        mode = self._first_mode(batch)
         failing_since: float | None = None
         delay = _FIRST_DELAY_S
         while True:
@@ -136,10 +136,17 @@ class CopyWriter:
             failing_since = failing_since or self._clock.monotonic()
             delay = self._wait_to_reconnect(failing_since, failure, delay)
 
-    def _fallback(self, exc: psycopg2.Error, mode: Mode | None) -> Mode:
+    def _first_mode(self, batch: Batch) -> Mode:
+        """Straight in, unless the page repeats an id or the last page met stored ids (a rerun
+        over stored events, where a direct COPY would only fail)."""
+        ids = {e.id for e in batch.events}
+        return Mode.STAGED if self._overlapping or len(ids) != len(batch.events) else Mode.DIRECT
+
+    def _fallback(self, exc: psycopg2.Error, mode: Mode) -> Mode:
         """The next way to try a page PostgreSQL refused, or the error when there is none."""
-        if isinstance(exc, psycopg2.errors.UniqueViolation) and mode in (None, Mode.DIRECT):
-            # An id appeared between the probe and the COPY: only a second writer does that.
+        if isinstance(exc, psycopg2.errors.UniqueViolation) and mode is Mode.DIRECT:
+            # The page meets stored ids (a range boundary, a rerun): redo it through staging.
+            self._overlapping = True
             return Mode.STAGED
         if row_caused(exc) and mode is not Mode.ROW_BY_ROW:
             return Mode.ROW_BY_ROW  # one record PostgreSQL refuses: reject just that one
@@ -187,7 +194,7 @@ class CopyWriter:
             with contextlib.suppress(psycopg2.Error):
                 conn.close()
 
-    def _write_once(self, conn: Connection, batch: Batch, mode: Mode | None) -> WriteResult:
+    def _write_once(self, conn: Connection, batch: Batch, mode: Mode) -> WriteResult:
         rejected = list(batch.rejected)
         events = batch.events
         with conn.cursor() as cur:
@@ -196,8 +203,9 @@ class CopyWriter:
                 rows = RowsWritten(0, 0, 0)
             elif mode is Mode.ROW_BY_ROW:
                 rows = write_each(cur, events, rejected)
-            elif mode is Mode.STAGED or any_stored(cur, events):
+            elif mode is Mode.STAGED:
                 rows = write_staged(cur, batch.copy_rows, len(events))
+                self._overlapping = rows.inserted < len(events)
             else:
                 rows = write_direct(cur, batch.copy_rows, len(events))
             rejected_new = insert_rejected(cur, rejected)

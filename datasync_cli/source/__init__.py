@@ -11,7 +11,7 @@ from ..models import Checkpoint, Page
 from ..settings import DEFAULTS, Settings
 from .client import ApiClient
 from .cursor import cursor_position, decode_cursor, encode_cursor, forge_cursor
-from .envelope import decode_body, parse_page
+from .envelope import ParseSlots, decode_body, parse_page
 from .errors import RateLimitedError, StopRequestedError
 from .feedthrottle import FeedThrottle
 from .pagination import Advance, FeedRequest, RangeCursor
@@ -25,6 +25,7 @@ __all__ = [
     "ApiClient",
     "FeedRequest",
     "FeedThrottle",
+    "ParseSlots",
     "RangeCursor",
     "RangeReader",
     "RateBudget",
@@ -67,6 +68,8 @@ class SourceConfig:
     max_attempts: int = DEFAULTS.max_attempts
     token_ttl: float = DEFAULTS.token_ttl_s
     readers: int = DEFAULTS.workers
+    # Pages decoded at once across readers (None: no bound); see ParseSlots.
+    parse_slots: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SourceConfig:
@@ -83,6 +86,7 @@ class SourceConfig:
             max_attempts=settings.max_attempts,
             token_ttl=settings.token_ttl,
             readers=settings.effective_workers(),
+            parse_slots=DEFAULTS.parse_slots,
         )
 
 
@@ -182,6 +186,10 @@ class Source:
             standard_requests_per_s=self.budget.requests_per_s(),
         )
 
+    def page_done(self) -> None:
+        """The page this thread fetched last has been handed on: its parse slot is free."""
+        self.client.page_done()
+
     def close(self) -> None:
         self.client.close()
 
@@ -201,6 +209,7 @@ def open_source(
         request_timeout=config.request_timeout,
         max_body_bytes=config.max_body_mb << 20,
         pool_size=max(64, 2 * config.readers),
+        parse_slots=ParseSlots(config.parse_slots) if config.parse_slots else None,
         clock=clock,
     )
     return Source(config, client, clock, stop, notify=notify)

@@ -12,7 +12,7 @@ from ..errors import FatalSourceError, RetriableSourceError
 from ..models import Page
 from ..redact import Scrubber, redact_url, server_text
 from ..settings import DEFAULTS
-from .envelope import decode_body, parse_page
+from .envelope import ParseSlots, decode_body, parse_page
 from .errors import (
     AuthError,
     CursorExpiredError,
@@ -50,8 +50,10 @@ class ApiClient:
         max_body_bytes: int = DEFAULTS.max_body_mb << 20,
         pool_size: int = 64,
         clock: Clock | None = None,
+        parse_slots: ParseSlots | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._parse_slots = parse_slots
         parts = urlsplit(self.base_url)
         # The dashboard's own origin, without any userinfo the configured URL may carry.
         host = parts.hostname or ""
@@ -79,6 +81,10 @@ class ApiClient:
     def close(self) -> None:
         self._transport.close()
 
+    def page_done(self) -> None:
+        if self._parse_slots is not None:
+            self._parse_slots.done()
+
     def info(self) -> dict[str, Any]:
         """The API's self-description; proves the URL and the key before any real work."""
         shown = redact_url(self.base_url)
@@ -104,8 +110,7 @@ class ApiClient:
             params["cursor"] = cursor
         answer = self._send("GET", f"{self.base_url}/events", "GET /events", params=params,
                             on_headers=on_headers)
-        body = self._check(answer, "GET /events", feed=False)
-        return parse_page(body, "standard", _request_id(answer))
+        return self._page(answer, "GET /events", feed=False)
 
     def feed_page(
         self,
@@ -126,8 +131,7 @@ class ApiClient:
             params["until"] = until_ms
         answer = self._send("GET", self._on_host(token.endpoint), "GET feed", params=params,
                             headers={token.header: token.value})
-        body = self._check(answer, "GET feed", feed=True)
-        return parse_page(body, "feed", _request_id(answer))
+        return self._page(answer, "GET feed", feed=True)
 
     def request_stream_token(self) -> dict[str, Any]:
         """Ask for a stream token the way the service's dashboard does."""
@@ -154,6 +158,20 @@ class ApiClient:
             self._stream_access_path = url
             return body
         raise StreamAccessDeniedError("the API has no stream-access endpoint (HTTP 404)")
+
+    def _page(self, answer: Answer, what: str, *, feed: bool) -> Page:
+        """A data page; its decoding takes a parse slot, which the caller gives back once the
+        page is handed on (see ParseSlots)."""
+        slots = self._parse_slots if 200 <= answer.status < 300 else None
+        if slots is not None:
+            slots.hold()
+        try:
+            body = self._check(answer, what, feed=feed)
+            return parse_page(body, "feed" if feed else "standard", _request_id(answer))
+        except BaseException:
+            if slots is not None:
+                slots.done()
+            raise
 
     def _on_host(self, endpoint: str) -> str:
         # An endpoint on another host would receive our key: keep only its path.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -208,3 +209,25 @@ def _flag(value: Any) -> bool | None:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     return None
+
+
+class ParseSlots:
+    """At most `slots` pages decoded and not yet handed on, across every reader thread.
+
+    A parsed page is tens of megabytes of small objects; on a busy machine every reader could
+    hold one at once. A thread takes a slot before it decodes a page and keeps it until it says
+    `done` (the page turned into a batch), so memory stays flat however the CPU is shared."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = threading.BoundedSemaphore(max(1, slots))
+        self._held = threading.local()
+
+    def hold(self) -> None:
+        if not getattr(self._held, "on", False):
+            self._free.acquire()
+            self._held.on = True
+
+    def done(self) -> None:
+        if getattr(self._held, "on", False):
+            self._held.on = False
+            self._free.release()
