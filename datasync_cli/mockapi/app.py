@@ -193,6 +193,7 @@ class MockApp:
         self, route: str, req: Request, path: str, request_id: str
     ) -> tuple[int, Any, list[tuple[str, str]]]:
         if route == "info":
+            self._authenticate(req)  # the live service answers 401 here too
             return 200, self._info(), []
         if route == "events":
             return self._events(req, request_id)
