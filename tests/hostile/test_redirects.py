@@ -30,8 +30,8 @@ class RedirectingService(Service):
     `moved=1`, which the redirected request is then served for)."""
 
     def __init__(self, stream: Stream, route: str, status: int, location: str,
-                 **kwargs: object) -> None:
-        super().__init__(stream, **kwargs)  # type: ignore[arg-type]
+                 **kwargs: bool) -> None:
+        super().__init__(stream, **kwargs)
         self.route, self.status, self.location = route, status, location
 
     def answer(self, req: Request) -> Reply:
