@@ -19,8 +19,11 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 from ..clock import Clock
-from .app import API_BASE, MockApp, MockCounters, Request, Response
+from .app import MockApp
 from .config import MockConfig
+from .counters import MockCounters
+from .messages import Request, Response
+from .routes import API_BASE
 
 DEFAULT_CLIENT_KEY = "mock-key"
 _SECRET_PARAM = re.compile(r"(api_key)=[^&\s\"]*", re.IGNORECASE)

@@ -66,6 +66,16 @@ def test_info_and_unknown_paths(start_mock: StartMock, http: requests.Session) -
                             "code": "ENDPOINT_NOT_FOUND"}
 
 
+def test_info_needs_a_key(start_mock: StartMock, http: requests.Session) -> None:
+    lenient = start_mock()
+    missing = http.get(lenient.url)
+    assert missing.status_code == 401 and missing.json()["code"] == "UNAUTHORIZED"
+    assert http.get(lenient.url, params={"api_key": "anything"}).status_code == 200
+    strict = start_mock(api_key="the-key")
+    assert http.get(strict.url, headers={"X-API-Key": "other"}).status_code == 401
+    assert http.get(strict.url, headers={"X-API-Key": "the-key"}).status_code == 200
+
+
 def test_auth(start_mock: StartMock, http: requests.Session) -> None:
     strict = start_mock(api_key="the-key")
     assert http.get(strict.url + "/events").status_code == 401
