@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
-
 from common import count, database, ingest_args, machine, mock_api, psql, server_dsn, timed
 
 from datasync_cli.mockapi import MockConfig

@@ -43,6 +43,11 @@ class StopRequestedError(Exception):
         super().__init__("stopped while waiting to call the API")
 
 
+class RedirectRefusedError(FatalSourceError):
+    """A redirect to another origin: following it would hand over the API key. Never a reason
+    to fall back to another endpoint: the configured API itself is pointing elsewhere."""
+
+
 class SourceNotAdvancingError(FatalSourceError):
     """The service keeps saying there is more but hands back nothing new."""
 

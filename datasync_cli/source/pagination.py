@@ -139,7 +139,7 @@ class RangeCursor:
         problem = None
         if not finished:
             if not page.records:
-                problem = "pages said hasMore but held no records"
+                problem = "empty pages said hasMore"
             elif next_cursor is not None and next_cursor in self._seen:
                 problem = "pages gave back a cursor already used in this range"
             elif has_events and not _after(end, self.checkpoint.position):

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from ..clock import Clock
 from ..errors import SourceError
 from ..settings import DEFAULTS
-from .errors import StreamAccessDeniedError
+from .errors import RedirectRefusedError, StreamAccessDeniedError
 
 DEFAULT_FEED_PATH = "/api/v1/events/d4ta/x7k9/feed"
 DEFAULT_TOKEN_HEADER = "X-Stream-Token"
@@ -67,6 +67,7 @@ class StreamTokens:
         self._retry_at = float("-inf")
         self._rejections = 0
         self._token: StreamToken | None = None
+        self._fatal: RedirectRefusedError | None = None
         self.last_problem: str | None = None
         self.issued = 0
         if supplied:
@@ -109,6 +110,8 @@ class StreamTokens:
         """The token to use now, renewed first when close to expiry; None when there is none.
 
         With `wait` False, a first token still being issued gives None instead of blocking."""
+        if self._fatal is not None:
+            raise self._fatal
         with self._lock:
             token = self._token
             now = self._clock.monotonic()
@@ -120,6 +123,8 @@ class StreamTokens:
                 if token is not None or not wait:
                     return token  # still valid while the renewal runs
                 self._renewed.wait_for(lambda: not self._renewing)
+                if self._fatal is not None:
+                    raise self._fatal
                 return self._token
             self._renewing = True
         return self._renew()
@@ -147,6 +152,8 @@ class StreamTokens:
                 return None
             if self._renewing:
                 self._renewed.wait_for(lambda: not self._renewing)
+                if self._fatal is not None:
+                    raise self._fatal
                 return self._token
             self._renewing = True
         return self._renew()
@@ -199,6 +206,9 @@ class StreamTokens:
         except StreamAccessDeniedError as exc:
             problem = f"no stream token: {exc.message}"
             self._event("token_refused", code=exc.code, origin="issued", renewable=False)
+        except RedirectRefusedError as exc:
+            self._fatal = exc  # every reader stops on it: see current()
+            raise
         except SourceError as exc:
             problem = f"no stream token: {exc.message}"
         finally:

@@ -22,6 +22,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import FatalSourceError, RetriableSourceError
 from ..redact import server_text
+from .errors import RedirectRefusedError
 
 MAX_REDIRECTS = 5
 _CHUNK = 1 << 18
@@ -48,10 +49,6 @@ class ConnectionFailedError(RetriableSourceError):
     def __init__(self, what: str, cause: BaseException) -> None:
         super().__init__(f"{what}: connection failed ({type(cause).__name__})")
         self.cause_name = type(cause).__name__
-
-
-class RedirectRefusedError(FatalSourceError):
-    """A redirect to another origin: following it would hand over the API key."""
 
 
 def origin_of(url: str) -> tuple[str, str, int]:

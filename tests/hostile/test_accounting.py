@@ -25,7 +25,6 @@ def _standard_or_feed(access: str) -> bool:
     return access == "feed"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a year-9999 record hides later events")
 @pytest.mark.parametrize("access", ["feed", "standard"])
 def test_incremental_run_after_a_far_future_record_stores_the_new_events(
     serve: Serve, dsn: str, access: str
@@ -47,7 +46,6 @@ def test_incremental_run_after_a_far_future_record_stores_the_new_events(
     cli.accounted(run, scenario)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: one 1970 record ends an incremental run early")
 def test_incremental_run_with_an_out_of_order_1970_record_stores_every_new_event(
     serve: Serve, dsn: str
 ) -> None:
@@ -75,9 +73,7 @@ def test_incremental_run_with_an_out_of_order_1970_record_stores_every_new_event
 
 @pytest.mark.parametrize(
     "access",
-    [pytest.param("standard", marks=pytest.mark.xfail(
-        strict=True, reason="issue 10: events outside a split range are dropped uncounted")),
-     "feed"])
+    ["standard", "feed"])
 def test_a_split_run_accounts_for_every_fetched_record(
     serve: Serve, dsn: str, access: str
 ) -> None:
@@ -102,7 +98,6 @@ class FeedIgnoringBounds(Service):
         return self.stream.page(start, limit)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: records outside a reader's range are dropped")
 def test_records_served_outside_a_readers_range_are_accounted(serve: Serve, dsn: str) -> None:
     stream = Stream(make_events(3000, seed=7))
     server = serve(FeedIgnoringBounds(stream))
@@ -115,7 +110,6 @@ def test_records_served_outside_a_readers_range_are_accounted(serve: Serve, dsn:
     cli.accounted(run, scenario)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: two bad records sharing an id are one reject")
 def test_two_different_bad_records_sharing_an_id_are_two_rejections(
     serve: Serve, dsn: str
 ) -> None:

@@ -77,7 +77,6 @@ class NoProgress(Service):
                              exp_ms=int(time.time() * 1000) + 117_000 + self._issued)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a source that makes no progress loops forever")
 @pytest.mark.parametrize("access", ["standard", "feed"])
 @pytest.mark.parametrize("kind", list(SAYS))
 def test_a_source_that_makes_no_progress_is_stopped(

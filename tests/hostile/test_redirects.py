@@ -54,7 +54,6 @@ def _leaks(elsewhere: HostileServer, secrets: set[str]) -> list[str]:
     return sorted(set(found))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: secrets follow a redirect to another origin")
 @pytest.mark.parametrize("status", [302, 307])
 @pytest.mark.parametrize("route", ["events", "stream_access", "feed"])
 def test_redirect_to_another_origin_keeps_the_secrets_and_stops(
