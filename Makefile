@@ -19,11 +19,15 @@ demo: $(BIN)/datasync
 test: $(BIN)/datasync
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/vulture
 	$(BIN)/pytest -q
 
 lint: $(BIN)/datasync
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/vulture
 
 ## Build the image and run docker-compose.yml's rehearsal in real containers (Docker, or podman
 ## with podman-compose): see docs/containers.md, "Container test".

@@ -98,21 +98,6 @@ def _scalar(item: Any, quote: Any, allow_nan: bool) -> str:
     raise TypeError(f"{type(item).__name__} has no JSON form")
 
 
-def depth_of(value: Any) -> int:
-    """How deeply containers nest in `value` (a scalar is 0), without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            deepest = max(deepest, depth + 1)
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, (list, tuple)):
-            deepest = max(deepest, depth + 1)
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
-
-
 def walk(value: Any) -> list[Any]:
     """Every key and scalar inside `value`, without recursion."""
     found: list[Any] = []

@@ -25,7 +25,6 @@ class Page:
     has_more: bool
     total: int | None
     endpoint: Endpoint
-    cursor_expires_in: float | None = None
     request_id: str | None = None
 
 

@@ -118,7 +118,6 @@ class RecordFactory:
             [_properties(kind, mix64(k_props + (kind << 16) + v)) for v in range(_VARIANTS)]
             for kind in range(len(EVENT_TYPES))
         ]
-        self.user_count = n_users
 
     def events(
         self, start: int, stamps: list[int], ids: list[str], epoch_only: bool

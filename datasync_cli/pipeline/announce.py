@@ -47,5 +47,6 @@ def endpoint_switch(
         event="endpoint_switch",
         **{"from": switch.source, "to": switch.target},
         reason=reason,
+        at_s=round(switch.at_s, 1),
         eta_s=None if snap.eta_s is None else round(snap.eta_s),
     )

@@ -6,8 +6,6 @@ module covers what happens outside batches: planning ranges, resetting, run reco
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +15,9 @@ from typing import Any, Literal, TypeVar
 import psycopg2
 
 from ..models import Checkpoint, Position
-from .db import Connection, connect, connection_lost, operation_error
+from .db import Connection
 from .lock import IngestLock
+from .session import Session
 
 T = TypeVar("T")
 Cursor = psycopg2.extensions.cursor
@@ -124,17 +123,10 @@ class CheckpointStore:
 
     def __init__(self, target: str | Connection, lease: IngestLock | None = None) -> None:
         self._lease = lease
-        if isinstance(target, str):
-            self._dsn: str | None = target
-            self._conn = connect(target)
-        else:
-            self._dsn = None
-            self._conn = target
-        self._mutex = threading.Lock()
+        self._session = Session(target)
 
     def close(self) -> None:
-        if self._dsn is not None and not self._conn.closed:
-            self._conn.close()
+        self._session.close()
 
     def __enter__(self) -> CheckpointStore:
         return self
@@ -148,30 +140,17 @@ class CheckpointStore:
         self.close()
 
     def _run(self, doing: str, body: Callable[[Cursor], T], *, writes: bool = True) -> T:
-        """`body` in one transaction; retried once on a fresh connection if the old one died."""
-        with self._mutex:
-            for attempt in (1, 2):
-                if self._conn.closed and self._dsn is not None:
-                    self._conn = connect(self._dsn)
-                conn = self._conn
-                try:
-                    with conn.cursor() as cur:
-                        result = body(cur)
-                        if writes and self._lease is not None:
-                            self._lease.fence(cur)
-                    conn.commit()
-                    return result
-                except psycopg2.Error as exc:
-                    lost = connection_lost(exc, conn)
-                    _quiet_rollback(conn)
-                    if lost and self._dsn is not None and attempt == 1:
-                        conn.close()
-                        continue
-                    raise operation_error(exc, doing, self._dsn) from None
-                except BaseException:
-                    _quiet_rollback(conn)
-                    raise
-        raise AssertionError("unreachable")
+        """`body` in one transaction; with a lease, a write commits only while it holds."""
+        lease = self._lease if writes else None
+        if lease is None:
+            return self._session.run(doing, body)
+
+        def fenced(cur: Cursor) -> T:
+            result = body(cur)
+            lease.fence(cur)
+            return result
+
+        return self._session.run(doing, fenced)
 
     def load_all(self) -> list[Checkpoint]:
         """Every reader's checkpoint, ordered by reader id."""
@@ -301,9 +280,3 @@ class CheckpointStore:
             return run_from_row(row) if row else None
 
         return self._run("reading the last run", body, writes=False)
-
-
-def _quiet_rollback(conn: Connection) -> None:
-    if not conn.closed:
-        with contextlib.suppress(psycopg2.Error):
-            conn.rollback()

@@ -31,8 +31,9 @@ import psycopg2.errors
 
 from .. import __version__
 from ..errors import DatabaseError, LockHeldError
-from .db import Connection, connect, connection_lost, operation_error
+from .db import connect, operation_error
 from .holder import ProcessIdentity, in_other_namespace_here, process_gone, this_process
+from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,11 @@ class IngestLock:
         self._ttl_s = ttl_s
         self._me = this_process()
         self._holder_id = uuid.uuid4().hex
-        self._conn: Connection | None = None
+        self._session = Session(
+            dsn,
+            passthrough=(psycopg2.errors.LockNotAvailable,),
+            prepare=lambda cur: cur.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"),
+        )
         self._mutex = threading.Lock()
         self._holding = False
 
@@ -359,50 +364,12 @@ class IngestLock:
             except (DatabaseError, psycopg2.Error):
                 pass
             finally:
-                self._close()
+                self._session.close()
 
     def _transaction(self, doing: str, body: Callable[[Cursor], T]) -> T:
-        """`body` in one short transaction on the lock's own connection, redone once on a new
-        connection when the old one died. psycopg2's LockNotAvailable passes through; other
-        failures are DatabaseError."""
-        for attempt in (1, 2):
-            if self._conn is None or self._conn.closed:
-                self._conn = connect(self._dsn)
-            conn = self._conn
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'")
-                    result = body(cur)
-                conn.commit()
-                return result
-            except psycopg2.errors.LockNotAvailable:
-                self._rollback()
-                raise
-            except psycopg2.Error as exc:
-                lost = connection_lost(exc, conn)
-                self._rollback()
-                if lost and attempt == 1:
-                    self._close()
-                    continue
-                raise operation_error(exc, doing, self._dsn) from None
-            except BaseException:
-                self._rollback()
-                raise
-        raise AssertionError("unreachable")
-
-    def _rollback(self) -> None:
-        conn = self._conn
-        if conn is None or conn.closed:
-            return
-        try:
-            conn.rollback()
-        except psycopg2.Error:
-            self._close()
-
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.closed:
-            conn.close()
+        """`body` in one short transaction on the lease's own connection. psycopg2's
+        LockNotAvailable passes through; other failures are DatabaseError."""
+        return self._session.run(doing, body)
 
 
 def lease_holder(dsn: str) -> LeaseHolder | None:

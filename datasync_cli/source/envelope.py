@@ -166,7 +166,6 @@ def parse_page(body: Any, endpoint: Endpoint, request_id: str | None = None) -> 
         has_more=has_more,
         total=_count(meta.get("total", body.get("total"))),
         endpoint=endpoint,
-        cursor_expires_in=_seconds(pagination.get("cursorExpiresIn")),
         request_id=rid if isinstance(rid, str) and rid.isprintable() else request_id,
     )
 
@@ -194,13 +193,6 @@ def _count(value: Any) -> int | None:
     if value < 0 or value > MAX_TOTAL or value != int(value):
         return None
     return int(value)
-
-
-def _seconds(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        return None
-    seconds = float(value)
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _flag(value: Any) -> bool | None:

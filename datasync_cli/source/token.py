@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,11 +80,6 @@ class StreamTokens:
                 estimated=True,
             )
 
-    @property
-    def can_issue(self) -> bool:
-        """Whether new tokens can be asked for (an API key is known)."""
-        return self._issue is not None
-
     def issue_in_background(self) -> bool:
         """Start asking for a token now, in a thread of its own, if there is none yet.
 
@@ -115,7 +111,7 @@ class StreamTokens:
         with self._lock:
             token = self._token
             now = self._clock.monotonic()
-            if token is not None and not self._due(token, now):
+            if token is not None and not renewal_due(token, now, self._ttl):
                 return token
             if self._issue is None or now < self._retry_at:
                 return token  # nothing better to offer; an old token may still be accepted
@@ -158,12 +154,6 @@ class StreamTokens:
             self._renewing = True
         return self._renew()
 
-    def invalidate(self, token: StreamToken) -> None:
-        """Forget `token` if it is the current one."""
-        with self._lock:
-            if self._token is not None and self._token.value == token.value:
-                self._token = None
-
     def accepted(self, token: StreamToken) -> None:
         """The feed answered to `token`: earlier refusals were not a pattern."""
         with self._lock:
@@ -190,19 +180,12 @@ class StreamTokens:
         token = self._token
         return token.origin if token is not None else None
 
-    def _due(self, token: StreamToken, now: float) -> bool:
-        if token.expires_at is None:
-            return False
-        life = token.lifetime_s if token.lifetime_s is not None else self._ttl
-        threshold = min(max(RENEW_SHARE * life, RENEW_MIN_S), 0.5 * life)
-        return token.expires_at - now < threshold
-
     def _renew(self) -> StreamToken | None:
         assert self._issue is not None
         fresh: StreamToken | None = None
         problem = "the stream-access answer held no token"
         try:
-            fresh = self._parse(self._issue())
+            fresh = token_from_answer(self._issue(), self._clock.monotonic(), self._ttl)
         except StreamAccessDeniedError as exc:
             problem = f"no stream token: {exc.message}"
             self._event("token_refused", code=exc.code, origin="issued", renewable=False)
@@ -231,31 +214,6 @@ class StreamTokens:
                 result = self._token
         return result
 
-    def _parse(self, body: Mapping[str, Any]) -> StreamToken | None:
-        access = body.get("streamAccess", body)
-        if not isinstance(access, Mapping):
-            return None
-        value = access.get("token")
-        if not isinstance(value, str) or not value:
-            return None
-        expires_in = access.get("expiresIn")
-        known = False
-        life = self._ttl
-        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
-            known = expires_in > 0
-            life = float(expires_in) if known else self._ttl
-        endpoint = access.get("endpoint")
-        header = access.get("tokenHeader")
-        return StreamToken(
-            value,
-            self._clock.monotonic() + life,
-            "issued",
-            endpoint=endpoint if isinstance(endpoint, str) and endpoint else DEFAULT_FEED_PATH,
-            header=header if isinstance(header, str) and header else DEFAULT_TOKEN_HEADER,
-            lifetime_s=life,
-            estimated=not known,
-        )
-
     def upper_bound(self) -> bool:
         """Whether seconds_left() is only an upper bound (a supplied token of unknown age)."""
         token = self._token
@@ -277,3 +235,52 @@ class StreamTokens:
 
 def _wall_iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
+
+
+# What a token answer may carry: a token fit for a header value, a header name that is not one
+# of ours (a hostile answer naming X-API-Key would otherwise replace the key), a sane lifetime.
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+_HEADER = re.compile(r"X-[A-Za-z0-9-]{1,64}")
+_OUR_HEADERS = frozenset({"x-api-key"})
+MAX_TOKEN_LIFE_S = 86_400.0
+
+
+def token_from_answer(body: Mapping[str, Any], now: float, ttl: float) -> StreamToken | None:
+    """The token in a stream-access answer, or None when it holds no usable one."""
+    access = body.get("streamAccess", body)
+    if not isinstance(access, Mapping):
+        return None
+    value = access.get("token")
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        return None
+    expires_in = access.get("expiresIn")
+    life = ttl
+    known = False
+    if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
+        known = 0 < expires_in <= MAX_TOKEN_LIFE_S
+        life = float(expires_in) if known else ttl
+    endpoint = access.get("endpoint")
+    header = access.get("tokenHeader")
+    if not (isinstance(header, str) and _HEADER.fullmatch(header)
+            and header.lower() not in _OUR_HEADERS):
+        header = DEFAULT_TOKEN_HEADER
+    return StreamToken(
+        value,
+        now + life,
+        "issued",
+        endpoint=endpoint if isinstance(endpoint, str) and endpoint.isprintable() and endpoint
+        else DEFAULT_FEED_PATH,
+        header=header,
+        lifetime_s=life,
+        estimated=not known,
+    )
+
+
+def renewal_due(token: StreamToken, now: float, ttl: float) -> bool:
+    """Whether to renew now: less than a fifth of the token's life left (at least 60 s, at
+    most half of it)."""
+    if token.expires_at is None:
+        return False
+    life = token.lifetime_s if token.lifetime_s is not None else ttl
+    threshold = min(max(RENEW_SHARE * life, RENEW_MIN_S), 0.5 * life)
+    return token.expires_at - now < threshold

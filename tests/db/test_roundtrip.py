@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from datasync_cli.models import Checkpoint, Event, Rejected
 from datasync_cli.sink import CopyWriter
-from datasync_cli.sink.copy_format import STAGING_COLUMNS, encode_rows, make_batch
+from datasync_cli.sink.copy_format import COPY_COLUMNS, encode_rows, make_batch
 from datasync_cli.transform import MAX_TS_US, MIN_TS_US, transform_record
 
 pytestmark = pytest.mark.db
@@ -62,7 +62,7 @@ def test_any_text_survives_copy_into_staging(
     try:
         with conn.cursor() as cur:
             cur.copy_expert(
-                f"COPY staging_events ({', '.join(STAGING_COLUMNS)}) FROM STDIN",
+                f"COPY staging_events ({', '.join(COPY_COLUMNS)}) FROM STDIN",
                 io.BytesIO(encode_rows(events)),
             )
         conn.commit()

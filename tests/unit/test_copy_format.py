@@ -10,10 +10,8 @@ from hypothesis import strategies as st
 
 from datasync_cli.models import Event
 from datasync_cli.sink.copy_format import (
-    STAGING_COLUMNS,
+    COPY_COLUMNS,
     encode_rows,
-    escape_json,
-    escape_text,
     timestamp_text,
 )
 from datasync_cli.transform import MAX_TS_US, MIN_TS_US
@@ -54,7 +52,7 @@ def event(id: str, event_type: str | None, ts_us: int, data: str) -> Event:
 def test_plain_row() -> None:
     payload = encode_rows([event("a", "click", 1769541553629000, '{"id":"a"}')])
     assert payload == b'a\tclick\t2026-01-27 19:19:13.629000+00\t{"id":"a"}\n'
-    assert len(STAGING_COLUMNS) == 4
+    assert len(COPY_COLUMNS) == 4
 
 
 def test_null_type_and_negative_timestamp() -> None:
@@ -71,14 +69,12 @@ def test_special_characters_are_escaped() -> None:
 
 
 def test_literal_backslash_n_is_not_null() -> None:
-    assert escape_text("\\N") == "\\\\N"
-    assert decode_field(escape_text("\\N")) == "\\N"
-    assert escape_text(None) == "\\N"
+    rows = decode_rows(encode_rows([event("\\N", "\\N", 0, "{}"), event("b", None, 0, "{}")]))
+    assert rows[0][:2] == ["\\N", "\\N"] and rows[1][1] is None
 
 
 def test_json_with_escapes_survives() -> None:
     data = orjson.dumps({"k": 'a\\b "q" \n\t\r \u0001 \U0001f600'}).decode()
-    assert decode_field(escape_json(data)) == data
     payload = encode_rows([event("x", None, 0, data)])
     rows = decode_rows(payload)
     assert rows[0][3] == data
@@ -100,10 +96,10 @@ def test_any_text_round_trips(rows: list[tuple[str, str | None, int, str]]) -> N
 
 
 @given(pg_text)
-def test_escape_text_leaves_no_raw_separators(text: str) -> None:
-    escaped = escape_text(text)
-    assert "\t" not in escaped and "\n" not in escaped and "\r" not in escaped
-    assert decode_field(escaped) == text
+def test_no_raw_separator_survives_in_a_field(text: str) -> None:
+    payload = encode_rows([event(text, text, 0, "{}")]).decode()
+    assert payload.count("\t") == 3 and payload.count("\n") == 1 and "\r" not in payload
+    assert decode_rows(payload.encode())[0][:2] == [text, text]
 
 
 @given(st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999))

@@ -175,3 +175,25 @@ def test_no_background_request_without_a_key_or_with_a_supplied_token() -> None:
     issuer = Issuer()
     assert not StreamTokens(clock, issuer, supplied="given").issue_in_background()
     assert issuer.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("access", "usable"),
+    [
+        ({"token": "a" * 64, "tokenHeader": "X-API-Key"}, True),  # never replaces our key
+        ({"token": "bad\r\nX-Injected: 1"}, False),
+        ({"token": "t" * 5000}, False),
+        ({"token": "ok", "expiresIn": 10**400}, True),
+        ({"token": "ok", "expiresIn": float("nan")}, True),
+    ],
+)
+def test_a_token_answer_is_trusted_only_within_bounds(
+    access: dict[str, Any], usable: bool
+) -> None:
+    from datasync_cli.source.token import token_from_answer
+
+    token = token_from_answer({"streamAccess": access}, now=0.0, ttl=300.0)
+    assert (token is not None) == usable
+    if token is not None:
+        assert token.header == DEFAULT_TOKEN_HEADER
+        assert token.lifetime_s == 300.0 and token.estimated
