@@ -17,9 +17,14 @@ def token_event(reporter: Reporter, name: str, fields: dict[str, Any]) -> None:
     elif name == "token_renewed":
         message = f"stream token renewed; the new one expires in " \
                   f"{fmt_duration(fields['expires_in_s'])}"
+    elif fields.get("refused") == "request":
+        code = fields.get("code") or "no code given"
+        then = ("the current one is used until it expires" if fields.get("still_held")
+                else "reading the standard endpoint")
+        message = f"the service would not issue a stream token ({code}); {then}"
     else:
         code = fields.get("code") or "no code given"
-        then = "asking for a new one" if fields.get("renewable") else "reading on without it"
+        then = "asking for a new one" if fields.get("renewable") else "reading without it"
         message = f"the service refused the stream token ({code}); {then}"
     level = "warning" if name == "token_refused" else "info"
     reporter.log(message, level=level, event=name, **fields)

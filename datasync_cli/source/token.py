@@ -132,10 +132,13 @@ class StreamTokens:
         with self._lock:
             if self._token is not None and self._token.value != rejected.value:
                 return self._token  # another reader already replaced it
-            if self._token is not None:
-                # Now its true end is known: a supplied token's age never was.
-                self._event("token_refused", code=code or "INVALID_STREAM_TOKEN",
-                            origin=rejected.origin, renewable=self._issue is not None)
+            if self._token is None:
+                # Another reader already dropped this token: one refusal, not a second.
+                return self._wait_for_renewal_locked()
+            may_renew = self._issue is not None and self._clock.monotonic() >= self._retry_at
+            # Now its true end is known: a supplied token's age never was.
+            self._event("token_refused", code=code or "INVALID_STREAM_TOKEN", refused="token",
+                        origin=rejected.origin, renewable=may_renew)
             self._token = None
             self._rejections += 1
             if self._rejections > 1:
@@ -144,15 +147,19 @@ class StreamTokens:
             if self._issue is None:
                 self.last_problem = "stream token refused; no API key to ask for another"
                 return None
-            if self._clock.monotonic() < self._retry_at:
-                return None
+            if not may_renew:
+                return None  # the last try failed moments ago; last_problem says why
             if self._renewing:
-                self._renewed.wait_for(lambda: not self._renewing)
-                if self._fatal is not None:
-                    raise self._fatal
-                return self._token
+                return self._wait_for_renewal_locked()
             self._renewing = True
         return self._renew()
+
+    def _wait_for_renewal_locked(self) -> StreamToken | None:
+        if self._renewing:
+            self._renewed.wait_for(lambda: not self._renewing)
+        if self._fatal is not None:
+            raise self._fatal
+        return self._token
 
     def accepted(self, token: StreamToken) -> None:
         """The feed answered to `token`: earlier refusals were not a pattern."""
@@ -164,8 +171,8 @@ class StreamTokens:
         """The feed is out of reach for now (for example it answered 404)."""
         with self._lock:
             if self._token is not None:
-                self._event("token_refused", code=code, origin=self._token.origin,
-                            renewable=False)
+                self._event("token_refused", code=code, refused="token",
+                            origin=self._token.origin, renewable=False)
             self._token = None
             self._give_up_locked(reason)
 
@@ -188,7 +195,8 @@ class StreamTokens:
             fresh = token_from_answer(self._issue(), self._clock.monotonic(), self._ttl)
         except StreamAccessDeniedError as exc:
             problem = f"no stream token: {exc.message}"
-            self._event("token_refused", code=exc.code, origin="issued", renewable=False)
+            self._event("token_refused", code=exc.code, refused="request", origin="issued",
+                        renewable=False, still_held=self._token is not None)
         except RedirectRefusedError as exc:
             self._fatal = exc  # every reader stops on it: see current()
             raise
