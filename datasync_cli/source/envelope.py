@@ -26,11 +26,17 @@ MAX_CURSOR_CHARS = 8192
 MAX_TOTAL = 10**15  # far above any real stream, far below anything PostgreSQL's BIGINT refuses
 _INT_DIGITS_AS_INT = 4000  # below Python's int-from-text limit (4300 digits)
 
-# Mapping every digit and the decimal point to 0 makes "a long number" a run of zeros and "a
-# large exponent" one of a few short patterns: plain substring searches, far cheaper than a regex.
-_TO_ZERO = bytes.maketrans(b"123456789.", b"0000000000")
-_LONG_NUMBER = b"0" * 16  # 16+ significant digits may not survive a double
-_BIG_EXPONENTS = (b"0e000", b"0e-000", b"0e+000", b"0E000", b"0E-000", b"0E+000")
+# orjson reads these silently wrong: integers beyond 64 bits and mantissas of more than 15
+# significant digits (rounded to a double), and exponents below -307 (read as 0.0). Mapping every
+# digit and the decimal point to 0, and the characters that end a number to ';', turns the
+# first two into a run of zeros and the third into "0e-000...;" (a hex string such as a UUID's
+# "3e-1234" is followed by a letter, a dash or a quote, never by ';'): plain substring
+# searches, far cheaper than a regex. Exponents above 308 make orjson fail, which is caught.
+_ENDS = b",]} \t\r\n"
+_TO_ZERO = bytes.maketrans(b"123456789." + _ENDS, b"0" * 10 + b";" * len(_ENDS))
+_LONG_NUMBER = b"0" * 16
+_NEGATIVE_DIGITS = re.compile(rb"-000+;")
+_EXPONENT_MARKS = (b"0e", b"0E")
 
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.S)
 
@@ -52,7 +58,17 @@ def decode_body(content: bytes) -> Any:
 
 def _needs_exact(content: bytes) -> bool:
     zeroed = content.translate(_TO_ZERO)
-    return _LONG_NUMBER in zeroed or any(p in zeroed for p in _BIG_EXPONENTS)
+    return _LONG_NUMBER in zeroed or _tiny_exponent(zeroed)
+
+
+def _tiny_exponent(zeroed: bytes) -> bool:
+    """Whether a number with an exponent of -100 or below is in the (translated) body: a
+    search for three or more digits after a minus and before a number's end (rare: negative
+    integers), each found then checked for the "0e" or "0E" in front of it."""
+    return any(
+        zeroed[found.start() - 2 : found.start()] in _EXPONENT_MARKS
+        for found in _NEGATIVE_DIGITS.finditer(zeroed)
+    )
 
 
 def _int(text: str) -> int | Decimal:

@@ -77,3 +77,16 @@ def test_a_total_that_is_no_count_is_unknown(total: Any) -> None:
 
 def test_a_plausible_total_is_kept() -> None:
     assert parse_page({"data": [], "meta": {"total": 3_000_000.0}}, "feed").total == 3_000_000
+
+
+def test_ordinary_pages_are_not_sent_down_the_exact_path() -> None:
+    """UUIDs such as "...3e-1234..." look like exponents to a careless check; the exact path
+    is several times slower, so a page of ordinary events must never take it."""
+    from datasync_cli.mockapi import MockConfig
+    from datasync_cli.mockapi.stream import EventStream
+    from datasync_cli.source.envelope import _needs_exact
+
+    stream = EventStream(MockConfig(events=20_000))
+    for start, epoch_only in ((0, False), (5000, True), (10_000, False)):
+        page = stream.page(start, stream.size, 5000, epoch_only)
+        assert not _needs_exact(orjson.dumps({"data": page.records}))
