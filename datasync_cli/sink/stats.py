@@ -212,36 +212,35 @@ class IdChecksum:
     checksum: int
 
 
-def id_checksum(dsn: str) -> IdChecksum:
-    """Count and order-independent checksum of the stored ids, computed by the server."""
+def _one_row(dsn: str, statement: str, doing: str) -> tuple[Any, ...]:
+    """The one row a read-only statement returns, on a connection of its own."""
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute(_ID_CHECKSUM_SQL)
+            cur.execute(statement)
             row = cur.fetchone()
         conn.rollback()
     except psycopg2.Error as exc:
-        raise operation_error(exc, "computing the id checksum", dsn) from None
+        raise operation_error(exc, doing, dsn) from None
     finally:
         conn.close()
     assert row is not None
-    return IdChecksum(count=int(row[0]), checksum=int(row[1]))
+    return tuple(row)
+
+
+def id_checksum(dsn: str) -> IdChecksum:
+    """Count and order-independent checksum of the stored ids, computed by the server."""
+    count, checksum = _one_row(dsn, _ID_CHECKSUM_SQL, "computing the id checksum")
+    return IdChecksum(count=int(count), checksum=int(checksum))
 
 
 def newest_plausible_ts_ms(dsn: str) -> int | None:
     """The newest stored instant that is not more than a day in the future (a record dated
     9999 says nothing about where the stream is)."""
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT {_TS_MS.format('max(timestamp)')} FROM ingested_events "
-                "WHERE timestamp <= now() + interval '1 day'"
-            )
-            row = cur.fetchone()
-        conn.rollback()
-    except psycopg2.Error as exc:
-        raise operation_error(exc, "reading the newest stored instant", dsn) from None
-    finally:
-        conn.close()
-    return None if not row or row[0] is None else int(row[0])
+    (newest,) = _one_row(
+        dsn,
+        f"SELECT {_TS_MS.format('max(timestamp)')} FROM ingested_events "
+        "WHERE timestamp <= now() + interval '1 day'",
+        "reading the newest stored instant",
+    )
+    return None if newest is None else int(newest)
