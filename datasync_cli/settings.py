@@ -17,6 +17,11 @@ from .redact import is_keyword_dsn, redact_url, secret_values
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 SECRET_FIELDS = ("api_key", "token")
+# No USER:PASSWORD@ in it: output scrubbing would mask it as a password.
+DSN_EXAMPLE = (
+    "use --database-url postgresql://USER@HOST:5432/DBNAME, with USER:PASSWORD for a "
+    "password, or libpq's form host=HOST port=5432 dbname=DBNAME"
+)
 
 
 @dataclass(frozen=True)
@@ -97,27 +102,34 @@ def validate(settings: Settings) -> Settings:
     """Reject malformed settings with one line that names the fix."""
     if settings.api_url is not None:
         url = settings.api_url.strip().rstrip("/")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(url)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # an unclosed [IPv6] bracket, a port that is not a number
+            usable = False
+        if not usable:
             raise ConfigError(
                 f"API URL {redact_url(url)!r} is not an http(s) URL",
                 "use a base such as http://127.0.0.1:8080/api/v1",
             )
         settings = replace(settings, api_url=url)
-    db = urlsplit(settings.database_url)
-    if db.scheme not in ("postgresql", "postgres") and not is_keyword_dsn(settings.database_url):
+    scheme = settings.database_url.split("://", 1)[0] if "://" in settings.database_url else ""
+    if scheme not in ("postgresql", "postgres") and not is_keyword_dsn(settings.database_url):
         raise ConfigError(
             f"database URL {redact_url(settings.database_url)!r} is not a postgresql:// URL",
-            "use --database-url postgresql://USER:PASSWORD@HOST:PORT/DBNAME "
-            "(or libpq's host=... dbname=... form)",
+            DSN_EXAMPLE,
         )
     if settings.workers is not None and not 1 <= settings.workers <= DEFAULTS.max_workers:
-        raise ConfigError(f"--workers must be between 1 and {DEFAULTS.max_workers}, "
-                          f"not {settings.workers}")
+        raise ConfigError(
+            f"--workers must be between 1 and {DEFAULTS.max_workers}, not {settings.workers}",
+            f"for example --workers {DEFAULTS.workers} or INGEST_WORKERS={DEFAULTS.workers}",
+        )
     if not 1 <= settings.page_size <= DEFAULTS.max_page_size:
         raise ConfigError(
             f"--page-size must be between 1 and {DEFAULTS.max_page_size}, "
-            f"not {settings.page_size}"
+            f"not {settings.page_size}",
+            f"for example --page-size {DEFAULTS.page_size} or "
+            f"INGEST_PAGE_SIZE={DEFAULTS.page_size}",
         )
     for flag, value in (("--request-timeout", settings.request_timeout),
                         ("--max-wait", settings.max_wait)):
@@ -128,5 +140,8 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"--max-body-mb must be at least 1, not {settings.max_body_mb}",
                           "for example --max-body-mb 64")
     if settings.log_format not in LOG_FORMATS:
-        raise ConfigError(f"--log-format must be text or json, not {settings.log_format!r}")
+        raise ConfigError(
+            f"--log-format must be text or json, not {settings.log_format!r}",
+            "for example --log-format json or LOG_FORMAT=json",
+        )
     return settings

@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .settings import Settings
-from .sink import store_stats
+from .sink import ingest_running, store_stats
 from .source import SourceConfig, fetch_total
 
 
@@ -24,15 +24,27 @@ class Verdict:
     extra: int
     ranges_left: int
     last_run_status: str | None
+    ingest_running: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.missing == 0 and self.extra == 0
+        return self.missing == 0 and self.extra == 0 and not self.ingest_running
+
+    @property
+    def stored(self) -> int:
+        return self.ingested + self.rejected
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        return {**asdict(self), "stored": self.stored, "ok": self.ok}
 
     def explain(self) -> str:
+        if self.ingest_running:
+            # Mid-run the store is short by design; "rerun it" would be wrong advice.
+            return (
+                f"an ingest is running against this database: {self.stored:,} of "
+                f"{self.expected:,} source records stored so far ({self.ingested:,} ingested, "
+                f"{self.rejected:,} rejected); verify again when it has finished"
+            )
         if self.ok:
             return (
                 f"all {self.expected:,} source records accounted for: "
@@ -58,7 +70,13 @@ class Verdict:
 
 def verify(settings: Settings, expected: int | None = None) -> Verdict:
     """Compare the store with N, or with the API's meta.total when N is not given."""
+    if expected is not None and expected < 0:
+        raise ConfigError(
+            f"--expected must be 0 or more, not {expected}",
+            "for example --expected 3000000, or leave it out to use the API's meta.total",
+        )
     stats = store_stats(settings.database_url)
+    running = stats.migrated and ingest_running(settings.database_url)
     source = "--expected"
     if expected is None:
         settings.require_api()
@@ -80,4 +98,5 @@ def verify(settings: Settings, expected: int | None = None) -> Verdict:
         extra=max(accounted - expected, 0),
         ranges_left=left,
         last_run_status=stats.last_run_status,
+        ingest_running=running,
     )

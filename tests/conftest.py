@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg2
@@ -111,3 +111,37 @@ def migrated_url(
 ) -> Iterator[str]:
     """DSN of a fresh database with the datasync schema, dropped after the test."""
     yield from _fresh_database(pg_dsn_base, _pg_admin, _migrated_template)
+
+
+RoleFactory = Callable[[str], tuple[str, str]]
+
+
+@pytest.fixture
+def make_role(_pg_admin: psycopg2.extensions.connection) -> Iterator[RoleFactory]:
+    """Roles for privilege tests: `make_role(dsn)` creates a LOGIN role holding no privileges
+    and returns its name and `dsn` as that role. Each is dropped afterwards, with whatever it
+    owns or was granted in that database."""
+    made: list[tuple[str, str]] = []
+
+    def make(dsn: str) -> tuple[str, str]:
+        name = f"datasync_role_{uuid.uuid4().hex[:10]}"
+        with _pg_admin.cursor() as cur:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'role-pw'").format(
+                sql.Identifier(name)))
+        made.append((name, dsn))
+        return name, psycopg2.extensions.make_dsn(dsn, user=name, password="role-pw")
+
+    yield make
+    for name, dsn in made:
+        try:
+            conn = _admin(dsn)
+        except psycopg2.OperationalError:
+            conn = None  # the database is gone, and with it all the role had there
+        if conn is not None:
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+            finally:
+                conn.close()
+        with _pg_admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))

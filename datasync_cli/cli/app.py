@@ -9,10 +9,10 @@ import typer
 from dotenv import load_dotenv
 
 from .. import __version__
-from ..errors import EXIT_CODE_MEANINGS
 from .demo import demo
 from .export_ids import export_ids
 from .funnel import DebugOption, State
+from .helpformat import DatasyncCommand, DatasyncGroup
 from .ingest import ingest
 from .migrate import migrate
 from .mock_api import mock_api
@@ -20,18 +20,17 @@ from .reset_cursor import reset_cursor
 from .status import status
 from .verify import verify
 
-EXIT_CODES_EPILOG = "Exit codes: " + "; ".join(
-    f"{int(code)} {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items()
-)
-
 app = typer.Typer(
     name="datasync",
     help="Move the DataSync Analytics API event stream into PostgreSQL: fast, exactly once, "
     "resumable.",
-    epilog=EXIT_CODES_EPILOG,
+    cls=DatasyncGroup,
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain help, as Click-based tools print it: Rich's panels cut long values (the default
+    # DSN) at 80 columns instead of wrapping them.
+    rich_markup_mode=None,
 )
 
 
@@ -56,14 +55,17 @@ def root(
         load_dotenv(env_file, override=False)
 
 
-app.command()(ingest)
-app.command()(migrate)
-app.command()(status)
-app.command("reset-cursor")(reset_cursor)
-app.command()(verify)
-app.command("export-ids")(export_ids)
-app.command("mock-api")(mock_api)
-app.command()(demo)
+for name, function in (
+    ("ingest", ingest),
+    ("migrate", migrate),
+    ("status", status),
+    ("reset-cursor", reset_cursor),
+    ("verify", verify),
+    ("export-ids", export_ids),
+    ("mock-api", mock_api),
+    ("demo", demo),
+):
+    app.command(name, cls=DatasyncCommand)(function)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from ..demo import run_demo
 from ..display import make_reporter, package_logs_to
 from ..errors import ExitCode, InterruptedRunError
 from ..runtime import tuned_for_ingest
+from ..sink import check_dsn
 from .funnel import command
 from .options import LogFormat, Workers, build_settings
 from .signals import StopOnSignal
@@ -28,8 +29,9 @@ DemoDatabase = Annotated[
         "--database-url",
         envvar="DATABASE_URL",
         metavar="DSN",
-        help="Use this database instead of a local one (its tables are kept).",
-        show_default=False,
+        help="Use this database instead of one of its own. It must be new, empty, or an "
+        "earlier demo's (whose tables are kept); any other is refused.",
+        show_default="datasync_demo on 127.0.0.1:5432, else in a private cluster",
     ),
 ]
 
@@ -42,8 +44,14 @@ def demo(
     database_url: DemoDatabase = None,
     log_format: LogFormat = None,
 ) -> None:
-    """Run a complete ingest from a local simulator into a local PostgreSQL, then verify."""
+    """Ingest from a local simulator, then verify.
+
+    Uses a database of its own (datasync_demo on 127.0.0.1:5432, or a private cluster under
+    .datasync/pg); it writes only into a database it created or one that was empty.
+    """
     settings = build_settings(workers=workers, log_format=log_format)
+    if database_url:
+        check_dsn(database_url)
     reporter = make_reporter(settings.log_format, settings.progress, settings.secrets())
     stop = threading.Event()
     with StopOnSignal(stop) as signals, tuned_for_ingest(), package_logs_to(reporter):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
+from ..errors import ConfigError
 from ..settings import DEFAULTS
 from ..sink import iter_ids
 from .funnel import command
 from .options import DatabaseUrl, build_settings
+from .output import stdout_gone
 
 OutputPath = Annotated[
     Path,
@@ -21,16 +24,34 @@ OutputPath = Annotated[
 
 @command
 def export_ids(path: OutputPath, database_url: DatabaseUrl = DEFAULTS.database_url) -> None:
-    """Write every stored event id, one per line, streamed in id order."""
+    """Write every stored event id, one per line.
+
+    Streamed in id order, so memory stays flat; - writes to stdout.
+    """
     settings = build_settings(database_url=database_url)
-    count = 0
-    out = sys.stdout if str(path) == "-" else path.open("w", encoding="utf-8")
+    if str(path) == "-":
+        try:
+            _write_ids(settings.database_url, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            stdout_gone()  # `export-ids - | head`: the reader has all it wanted
+        return
+    # Opened before the database is read, so an unusable path fails at once with exit 2.
     try:
-        for event_id in iter_ids(settings.database_url):
+        with path.open("w", encoding="utf-8") as out:
+            count = _write_ids(settings.database_url, out)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the ids to {path}: {exc.strerror or exc}",
+            "name a file in an existing, writable directory with room to spare, or - for stdout",
+        ) from None
+    typer.echo(f"wrote {count:,} ids to {path}")
+
+
+def _write_ids(dsn: str, out: TextIO) -> int:
+    count = 0
+    with contextlib.closing(iter_ids(dsn)) as ids:
+        for event_id in ids:
             out.write(event_id + "\n")
             count += 1
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    if str(path) != "-":
-        typer.echo(f"wrote {count:,} ids to {path}")
+    return count

@@ -50,8 +50,8 @@ def command(fn: Callable[..., None]) -> Callable[..., None]:
         )
         try:
             fn(*args, **kwargs)
-        except typer.Exit:
-            raise
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # Typer's own exits and usage errors print and exit by themselves
         except DatasyncError as exc:
             if debug:
                 traceback.print_exc()
@@ -61,11 +61,8 @@ def command(fn: Callable[..., None]) -> Callable[..., None]:
         except Exception as exc:  # the funnel of last resort: never a bare traceback
             if debug:
                 traceback.print_exc()
-            fail(
-                f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
-                ExitCode.FAILED,
-                scrub,
-            )
+            hint = "" if debug else " (rerun with --debug for a traceback)"
+            fail(f"unexpected {type(exc).__name__}: {exc}{hint}", ExitCode.FAILED, scrub)
 
     debug_param = inspect.Parameter(
         "debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOption

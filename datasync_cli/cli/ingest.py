@@ -43,7 +43,11 @@ def ingest(
     request_timeout: RequestTimeout = DEFAULTS.request_timeout_s,
     max_body_mb: MaxBodyMb = DEFAULTS.max_body_mb,
 ) -> None:
-    """Migrate, resume from the checkpoint and ingest until the source is exhausted."""
+    """Ingest every event, resuming from the checkpoints.
+
+    Migrates the schema first, then reads until the source is exhausted and logs
+    `ingestion complete`. Stop it at any time; the next run continues where it stopped.
+    """
     settings = build_settings(
         database_url=database_url,
         api_url=api_url,

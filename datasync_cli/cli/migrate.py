@@ -13,7 +13,10 @@ from .options import DatabaseUrl, build_settings
 
 @command
 def migrate(database_url: DatabaseUrl = DEFAULTS.database_url) -> None:
-    """Create or upgrade the schema; safe to run any number of times."""
+    """Create or upgrade the schema; safe to repeat.
+
+    Creates the database too when it is missing and the user may create databases.
+    """
     settings = build_settings(database_url=database_url)
     applied = apply_migrations(settings.database_url)
     where = redact_url(settings.database_url)

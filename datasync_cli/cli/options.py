@@ -9,6 +9,7 @@ import typer
 
 from ..redact import redact_url
 from ..settings import DEFAULTS, LOG_FORMATS, Settings, validate
+from ..sink import check_dsn
 
 DatabaseUrl = Annotated[
     str,
@@ -32,7 +33,7 @@ ApiKey = Annotated[
         "--api-key",
         envvar="TARGET_API_KEY",
         metavar="KEY",
-        help="API key sent as X-API-Key.",
+        help="API key sent as X-API-Key; the service answers 401 without one.",
         show_default=False,
     ),
 ]
@@ -143,4 +144,6 @@ def build_settings(
         request_timeout=request_timeout,
         max_body_mb=max_body_mb,
     )
-    return validate(settings)
+    settings = validate(settings)
+    check_dsn(settings.database_url)
+    return settings

@@ -25,8 +25,8 @@ from .output import print_json
 Expected = Annotated[
     int | None,
     typer.Option(
-        "--expected", metavar="N", help="Records the source holds (default: meta.total).",
-        show_default=False,
+        "--expected", metavar="N", help="Records the source holds.",
+        show_default="meta.total from the API",
     ),
 ]
 
@@ -42,7 +42,10 @@ def verify(
     request_timeout: RequestTimeout = DEFAULTS.request_timeout_s,
     max_body_mb: MaxBodyMb = DEFAULTS.max_body_mb,
 ) -> None:
-    """Compare what is stored with what the source holds; exit 1 when they don't add up."""
+    """Compare what is stored with the source's total.
+
+    Stored means ingested plus rejected; exits 1 when records are missing or extra.
+    """
     settings = build_settings(
         database_url=database_url,
         api_url=api_url,
@@ -55,6 +58,11 @@ def verify(
     if json_out:
         print_json(verdict.as_dict())
     else:
-        typer.echo(("ok: " if verdict.ok else "MISMATCH: ") + verdict.explain())
+        label = "MISMATCH: "
+        if verdict.ok:
+            label = "ok: "
+        elif verdict.ingest_running:
+            label = "in progress: "
+        typer.echo(label + verdict.explain())
     if not verdict.ok:
         raise typer.Exit(ExitCode.FAILED)

@@ -1,14 +1,19 @@
-"""`datasync status` for people: counts, the last run, and one row per range."""
+"""`datasync status` for people: what is stored against the source, the last run, one line per
+range; made to read at 80 columns. `status --json` carries every figure shown here and more."""
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime, timezone
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-CURSOR_TTL_S = 117
+NOT_MIGRATED = "schema not created yet: run datasync migrate or ingest"
+LABEL_WIDTH = 10
 
 
 def _age(seconds: float | None) -> str:
@@ -21,50 +26,119 @@ def _age(seconds: float | None) -> str:
     return f"{seconds}s"
 
 
-def _instant(ms: int | None, none: str) -> str:
+def instant(ms: int | None, none: str = "-", *, seconds: bool = True) -> str:
+    """An epoch-ms instant as an ISO date and time in UTC (the zone is said once per block)."""
     if ms is None:
         return none
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%m-%d %H:%M:%S")
+    shown = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return shown.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
-def _cursor_age(row: dict[str, Any]) -> str:
-    """How old the saved cursor is; past the service's TTL the reader rebuilds its position."""
-    if row["finished"] or not row.get("cursor"):
+def _iso_utc(text: str | None) -> str:
+    """A stored timestamp (ISO text with an offset) in UTC, to the second."""
+    if not text:
         return "-"
-    age = row.get("age_s")
-    label = _age(age)
-    return f"{label} (expired)" if age is not None and age > CURSOR_TTL_S else label
+    return datetime.fromisoformat(text).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render_status(data: dict[str, Any], last_run: str, console: Console | None = None) -> None:
-    """Print the status of a store (`StoreStats.as_dict()` plus `ingest_running`)."""
-    console = console or Console()
-    console.print(
-        f"ingested [bold]{data['ingested']:,}[/]  rejected [bold]{data['rejected']:,}[/]  "
-        f"last run: {last_run}"
-    )
-    if data.get("ingest_holder"):
-        console.print(f"ingest lease: {data['ingest_holder']['state']}", markup=False)
-    if data["rejected_by_reason"]:
-        reasons = ", ".join(f"{r}: {n}" for r, n in data["rejected_by_reason"].items())
-        console.print(f"rejected by reason: {reasons}")
-    if not data["checkpoints"]:
-        console.print("no checkpoints: the next `datasync ingest` starts from the newest")
-        return
-    table = Table(title="readers (newest first; times UTC)")
-    for col in ("reader", "from", "down to", "position", "endpoint", "events",
-                "updated", "cursor age", "finished"):
-        table.add_column(col, no_wrap=col in ("reader", "events"))
-    for row in data["checkpoints"]:
+def stored_line(data: dict[str, Any]) -> str:
+    """Stored of total with a percentage, when the last run told the source's total."""
+    stored, total = data["stored"], data.get("source_total")
+    parts = f"{data['ingested']:,} ingested, {data['rejected']:,} rejected"
+    if not total:
+        return f"{stored:,} ({parts}); the source's total is not known yet"
+    line = f"{stored:,} of {total:,} ({100 * stored / total:.1f} %): {parts}"
+    if stored > total:
+        line += f"; {stored - total:,} more than the source reports"
+    return line
+
+
+def last_run_line(data: dict[str, Any]) -> str:
+    run = data["last_run"]
+    if run is None:
+        return "never: no ingest has run against this database"
+    started = _iso_utc(run["started_at"])
+    counts = f"{run['inserted']:,} inserted, {run['rejected']:,} rejected"
+    if run["status"] == "running":
+        if data.get("ingest_running"):
+            return f"#{run['run_id']} running since {started}: {counts} so far"
+        return (f"#{run['run_id']} running when its process died (started {started}); "
+                "the next ingest resumes it")
+    line = f"#{run['run_id']} {run['status']} {_iso_utc(run['finished_at'])}: {counts}"
+    if run.get("message") and run["status"] != "completed":
+        line += f" ({run['message']})"
+    return line
+
+
+def _holder(holder: Any) -> str:
+    """The lease holder as the sink describes it: its `state` sentence, else its fields."""
+    if isinstance(holder, dict):
+        if holder.get("state"):
+            return str(holder["state"])
+        return ", ".join(f"{key} {value}" for key, value in holder.items() if value is not None)
+    return str(holder)
+
+
+def _state(row: dict[str, Any]) -> str:
+    if row["finished"]:
+        return "done"
+    if row["last_ts_ms"] is None and not row["events"]:
+        return "not started"
+    return f"{row['endpoint'] or '-'}, {_age(row.get('age_s'))} ago"
+
+
+def ranges_table(checkpoints: list[dict[str, Any]]) -> Table:
+    """One line per range: where its reader has got to, where it stops, what it stored."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1))
+    table.add_column("range", no_wrap=True)
+    table.add_column("reached (UTC)", no_wrap=True)
+    table.add_column("stops at (UTC)", no_wrap=True)
+    table.add_column("events", justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for row in checkpoints:
         table.add_row(
-            row["reader_id"],
-            _instant(row["hi_ms"], "newest"),
-            _instant(row["lo_ms"], "oldest"),
-            _instant(row["last_ts_ms"], "-"),
-            row["endpoint"] or "-",
+            escape(row["reader_id"]),
+            instant(row["last_ts_ms"]),
+            instant(row["lo_ms"], "oldest event", seconds=False),
             f"{row['events']:,}",
-            f"{_age(row.get('age_s'))} ago",
-            _cursor_age(row),
-            "yes" if row["finished"] else "no",
+            _state(row),
         )
-    console.print(table)
+    return table
+
+
+def render_status(data: dict[str, Any], console: Console | None = None) -> None:
+    """Print `status` from the dict `status --json` prints."""
+    console = console or Console(highlight=False)
+    width = max(console.width, 40)
+
+    def line(label: str, text: str) -> None:
+        # A long line wraps under its text, not under its label.
+        for shown in textwrap.wrap(text, width, initial_indent=f"{label:<{LABEL_WIDTH}}",
+                                   subsequent_indent=" " * LABEL_WIDTH, break_on_hyphens=False):
+            console.print(shown, markup=False, highlight=False, soft_wrap=True)
+
+    line("database", data["database"])
+    if not data["migrated"]:
+        line("", NOT_MIGRATED)
+        return
+    line("stored", stored_line(data))
+    if data.get("min_ts_ms") is not None:
+        line("", f"events from {instant(data['min_ts_ms'])} to {instant(data['max_ts_ms'])} UTC")
+    line("last run", last_run_line(data))
+    # The lease is shown whoever holds it, live or expired: it says what the next ingest does.
+    if data.get("ingest_holder"):
+        line("lease", _holder(data["ingest_holder"]))
+    elif data.get("ingest_running"):
+        line("ingest", "running")
+    if data["rejected_by_reason"]:
+        reasons = ", ".join(f"{r}: {n:,}" for r, n in data["rejected_by_reason"].items())
+        line("rejected", reasons)
+    if not data["checkpoints"]:
+        line("ranges", "no checkpoints: the next ingest starts from the newest event")
+        return
+    left = data["readers_unfinished"]
+    console.print(
+        f"\nranges, each read from its newest event down ({left} of "
+        f"{len(data['checkpoints'])} unfinished):"
+    )
+    console.print(ranges_table(data["checkpoints"]))

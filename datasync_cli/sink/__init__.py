@@ -1,7 +1,7 @@
 """Everything that talks to PostgreSQL; the only package that imports psycopg2."""
 
 from .checkpoints import CheckpointStore, RunRecord, RunStatus
-from .db import connect, create_database_for, describe, drop_database, scrub
+from .db import check_dsn, connect, create_database_for, describe, drop_database, scrub
 from .lock import (
     LEASE_HEARTBEAT_S,
     LEASE_LAPSED,
@@ -11,6 +11,7 @@ from .lock import (
     ingest_running,
     lease_holder,
 )
+from .marker import DatabaseState, database_state, mark_database
 from .migrations import applied_versions, available, migrate
 from .stats import (
     IdChecksum,
@@ -29,6 +30,7 @@ __all__ = [
     "LEASE_TTL_S",
     "CheckpointStore",
     "CopyWriter",
+    "DatabaseState",
     "IdChecksum",
     "IngestLock",
     "LeaseHolder",
@@ -39,14 +41,17 @@ __all__ = [
     "WriteResult",
     "applied_versions",
     "available",
+    "check_dsn",
     "connect",
     "create_database_for",
+    "database_state",
     "describe",
     "drop_database",
     "id_checksum",
     "ingest_running",
     "iter_ids",
     "lease_holder",
+    "mark_database",
     "migrate",
     "newest_plausible_ts_ms",
     "scrub",

@@ -14,8 +14,9 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import errorcodes, sql
 
-from ..errors import DatabaseError
-from ..redact import Scrubber, dsn_password
+from ..errors import ConfigError, DatabaseError, DatasyncError
+from ..redact import Scrubber, dsn_password, is_keyword_dsn
+from ..settings import DSN_EXAMPLE
 
 Connection = psycopg2.extensions.connection
 
@@ -36,6 +37,9 @@ _SESSION_GONE = {
 }
 
 _MIGRATE_HINT = "run `datasync migrate` to create it, or point --database-url at an existing one"
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq says "invalid ..." for a DSN it cannot use before it has talked to any server.
+_SYNTAX = re.compile(r"^(invalid dsn: )?(invalid |missing \"=\"|unterminated |end of string )")
 _START_HINT = "start PostgreSQL or point --database-url / DATABASE_URL at a running server"
 
 
@@ -70,11 +74,47 @@ def first_line(exc: BaseException, dsn: str | None = None) -> str:
     return re.sub(r"^(FATAL|ERROR):\s+", "", line)
 
 
-def connect_error(exc: BaseException, dsn: str) -> DatabaseError:
+def _without_quoted_dsn(text: str, dsn: str) -> str:
+    """libpq quotes the whole DSN after some syntax errors; the message needs only the why."""
+    return text.replace(f': "{dsn}"', "").replace(f'"{dsn}"', "the DSN")
+
+
+def check_dsn(dsn: str) -> None:
+    """Raise ConfigError (exit 2) for a DSN libpq would refuse before reaching any server,
+    naming the fix: syntax, a port that is not a number, an unknown sslmode."""
+    try:
+        params = psycopg2.extensions.parse_dsn(dsn)
+    except psycopg2.Error as exc:
+        raise syntax_error(exc, dsn) from None
+    for port in str(params.get("port") or "5432").split(","):
+        if not (port.strip().isdigit() and 1 <= int(port) <= 65535):
+            example = "port=5432" if is_keyword_dsn(dsn) else "postgresql://USER@HOST:5432/DBNAME"
+            raise ConfigError(
+                f"the database URL's port {port!r} is not a port number",
+                f"use a number from 1 to 65535, for example {example}",
+            )
+    sslmode = params.get("sslmode")
+    if sslmode is not None and sslmode not in SSL_MODES:
+        raise ConfigError(
+            f"the database URL's sslmode {sslmode!r} is not one PostgreSQL knows",
+            f"use one of {', '.join(SSL_MODES)}, for example sslmode=require",
+        )
+
+
+def syntax_error(exc: BaseException, dsn: str) -> ConfigError:
+    """A DSN libpq could not use, as a setting error naming the fix."""
+    detail = _without_quoted_dsn(first_line(exc, dsn), scrub(dsn, dsn))
+    detail = re.sub(r"^invalid dsn: ", "", detail)
+    return ConfigError(f"the database URL is malformed: {detail}", DSN_EXAMPLE)
+
+
+def connect_error(exc: BaseException, dsn: str) -> DatasyncError:
     """A connection failure as one line naming the server, plus what to do about it."""
     where = describe(dsn)
     detail = first_line(exc, dsn)
     lowered = str(exc).lower()
+    if getattr(exc, "pgcode", None) is None and _SYNTAX.match(str(exc).strip()):
+        return syntax_error(exc, dsn)
     if "connection refused" in lowered or "no such file or directory" in lowered:
         return DatabaseError(f"cannot connect to PostgreSQL at {where}: connection refused",
                              _START_HINT)
@@ -98,9 +138,6 @@ def connect_error(exc: BaseException, dsn: str) -> DatabaseError:
     if "starting up" in lowered or "shutting down" in lowered or "recovery mode" in lowered:
         return DatabaseError(f"PostgreSQL at {where} is not accepting connections: {detail}",
                              "wait until the server is up, then rerun")
-    if isinstance(exc, psycopg2.ProgrammingError) and "invalid dsn" in lowered:
-        return DatabaseError(f"the database URL is malformed: {detail}",
-                             "use postgresql://USER:PASSWORD@HOST:PORT/DBNAME")
     return DatabaseError(f"cannot connect to PostgreSQL at {where}: {detail}", _START_HINT)
 
 
@@ -115,10 +152,9 @@ def operation_error(exc: BaseException, doing: str, dsn: str | None = None) -> D
     if code == errorcodes.OUT_OF_MEMORY:
         return DatabaseError(f"PostgreSQL ran out of memory while {doing}",
                              "lower --page-size or --workers, or give the server more memory")
-    if code == errorcodes.INSUFFICIENT_PRIVILEGE:
+    if code in (errorcodes.INSUFFICIENT_PRIVILEGE, errorcodes.INVALID_SCHEMA_NAME):
         return DatabaseError(f"permission denied while {doing}: {detail}",
-                             "grant the database user rights to create and write tables in "
-                             "this database")
+                             grant_hint(detail, dsn))
     if code == errorcodes.READ_ONLY_SQL_TRANSACTION:
         return DatabaseError(f"the database is read-only while {doing}",
                              "point --database-url at a writable primary (a standby, or a "
@@ -131,6 +167,36 @@ def operation_error(exc: BaseException, doing: str, dsn: str | None = None) -> D
                              "check that the server is running, then rerun; the last "
                              "checkpoint is intact")
     return DatabaseError(f"PostgreSQL failed while {doing}: {detail}")
+
+
+def _role(dsn: str | None) -> str:
+    try:
+        user = psycopg2.extensions.parse_dsn(dsn).get("user") if dsn else None
+    except psycopg2.Error:
+        user = None
+    return str(user) if user else "<role>"
+
+
+def grant_hint(detail: str, dsn: str | None) -> str:
+    """The GRANT that cures a privilege error, for the DSN's role (docs/operations.md lists
+    the full set)."""
+    role = _role(dsn)
+    schema = re.search(r"for schema (\S+)", detail)
+    if schema or "no schema has been selected" in detail:
+        name = schema.group(1) if schema else "public"
+        return (f"as the schema's owner: GRANT CREATE, USAGE ON SCHEMA {name} TO {role}; "
+                "or run the first datasync migrate as the database owner")
+    if "for sequence" in detail:
+        return ("as the owner of the tables: "
+                f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    if "for table" in detail:
+        return ("as the owner of the tables: GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE "
+                f"ON ALL TABLES IN SCHEMA public TO {role}")
+    if "must be owner" in detail:
+        return "run datasync migrate as the owner of the datasync tables"
+    if "create database" in detail:
+        return f"create the database for {role}, or as a superuser: ALTER ROLE {role} CREATEDB"
+    return "grant the database user rights to create and write tables in this database"
 
 
 def connection_lost(exc: BaseException, conn: Connection | None) -> bool:
@@ -184,6 +250,16 @@ def connect(dsn: str, *, create_database: bool = False, autocommit: bool = False
             raise connect_error(again, dsn) from None
     conn.autocommit = autocommit
     return conn
+
+
+def connect_if_exists(dsn: str) -> Connection | None:
+    """A connection, or None when the server answers that the database does not exist."""
+    try:
+        return _open(dsn)
+    except psycopg2.Error as exc:
+        if _missing_database(exc):
+            return None
+        raise connect_error(exc, dsn) from None
 
 
 def _dbname(dsn: str) -> str | None:
@@ -244,6 +320,21 @@ def drop_database(dsn: str) -> bool:
     finally:
         admin.close()
     return True
+
+
+def may_create_databases(dsn: str) -> bool:
+    """Whether the DSN's role may CREATE DATABASE (asked through a maintenance database)."""
+    admin = _maintenance_connection(dsn)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
+            row = cur.fetchone()
+        admin.rollback()
+    except psycopg2.Error as exc:
+        raise operation_error(exc, "looking up the role's rights", dsn) from None
+    finally:
+        admin.close()
+    return bool(row and row[0])
 
 
 def _maintenance_connection(dsn: str) -> Connection:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -180,7 +180,7 @@ def store_stats(dsn: str) -> StoreStats:
     )
 
 
-def iter_ids(dsn: str) -> Iterator[str]:
+def iter_ids(dsn: str) -> Generator[str, None, None]:
     """Every stored event id in code point order (the order of Python's sorted()), streamed
     through a server-side cursor so memory stays flat for millions of ids."""
     conn = connect(dsn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -319,8 +320,8 @@ def test_second_ingest_against_the_same_database_exits_5(db: str, mock: MockServ
 def test_status_on_an_empty_database(db: str) -> None:
     result = invoke("status", "--database-url", db)
     assert result.exit_code == 0, result.output
-    assert "ingested 0" in result.stdout
-    assert "never" in result.stdout
+    assert "schema not created yet: run datasync migrate or ingest" in result.stdout
+    assert "ingested" not in result.stdout
 
     as_json = invoke("status", "--json", "--database-url", db)
     assert as_json.exit_code == 0, as_json.output
@@ -331,10 +332,11 @@ def test_status_on_an_empty_database(db: str) -> None:
 
 
 def test_status_after_a_run(ingested: str) -> None:
-    result = invoke("status", "--database-url", ingested)
+    result = invoke("status", "--database-url", ingested, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
-    assert f"ingested {EVENTS:,}" in result.stdout
-    assert "completed" in result.stdout
+    assert f"{EVENTS:,} of {EVENTS:,} (100.0 %): {EVENTS:,} ingested, 0 rejected" in result.stdout
+    assert re.search(r"last run  #1 completed 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC", result.stdout)
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80, result.stdout
 
 
 def test_status_json_structure(ingested: str) -> None:

@@ -9,9 +9,9 @@ import psycopg2.extensions
 import pytest
 from psycopg2 import sql
 
-from datasync_cli.errors import DatabaseError
+from datasync_cli.errors import ConfigError, DatabaseError, DatasyncError
 from datasync_cli.localpg import free_port
-from datasync_cli.sink import connect, describe, drop_database, scrub
+from datasync_cli.sink import check_dsn, connect, describe, drop_database, scrub
 
 pytestmark = pytest.mark.db
 
@@ -27,7 +27,7 @@ def url_with_password(base: str, **overrides: str) -> str:
     return f"postgresql://{user}:s3cr3t-Pa55%25w0rd@{host}:{port}/{params.get('dbname', '')}"
 
 
-def assert_clean(error: DatabaseError) -> None:
+def assert_clean(error: DatasyncError) -> None:
     text = f"{error}\n{error.message}\n{error.hint}\n{error!r}"
     assert PASSWORD not in text
     assert "s3cr3t-Pa55%25w0rd" not in text
@@ -80,10 +80,29 @@ def test_missing_database_without_and_with_creation(pg_dsn_base: str) -> None:
 
 
 def test_malformed_url_hides_the_password() -> None:
-    with pytest.raises(DatabaseError) as caught:
+    with pytest.raises(ConfigError) as caught:
         connect("postgresql://postgres:s3cr3t-Pa55%25w0rd@[::1:5432/x")
     assert "malformed" in caught.value.message
+    assert caught.value.exit_code == 2
     assert_clean(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("dsn", "what"),
+    [
+        ("postgresql://postgres:s3cr3t-Pa55%25w0rd@127.0.0.1:5432:5432/x", "port"),
+        ("host=127.0.0.1 port=99999 password=s3cr3t-Pa55%w0rd dbname=x", "port"),
+        ("postgresql://postgres:s3cr3t-Pa55%25w0rd@127.0.0.1/x?sslmode=bogus", "sslmode"),
+        ("postgresql://postgres:s3cr3t-Pa55%25w0rd@127.0.0.1/x?fast=1", "malformed"),
+    ],
+)
+def test_dsn_libpq_refuses_before_connecting_is_a_setting_error(dsn: str, what: str) -> None:
+    """Both the early check and, behind it, a refused connection say exit 2 and the fix."""
+    for attempt in (check_dsn, connect):
+        with pytest.raises(ConfigError) as caught:
+            attempt(dsn)
+        assert what in caught.value.message
+        assert_clean(caught.value)
 
 
 def test_unknown_host() -> None:
