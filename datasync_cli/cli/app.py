@@ -9,6 +9,7 @@ import typer
 from dotenv import load_dotenv
 
 from .. import __version__
+from .check import check
 from .demo import demo
 from .export_ids import export_ids
 from .funnel import DebugOption, State
@@ -59,6 +60,7 @@ for name, function in (
     ("ingest", ingest),
     ("migrate", migrate),
     ("status", status),
+    ("check", check),
     ("reset-cursor", reset_cursor),
     ("verify", verify),
     ("export-ids", export_ids),

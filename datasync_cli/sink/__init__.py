@@ -13,6 +13,7 @@ from .lock import (
 )
 from .marker import DatabaseState, database_state, mark_database
 from .migrations import applied_versions, available, migrate
+from .probe import DatabaseProbe, probe_database
 from .stats import (
     IdChecksum,
     StoredCheckpoint,
@@ -30,6 +31,7 @@ __all__ = [
     "LEASE_TTL_S",
     "CheckpointStore",
     "CopyWriter",
+    "DatabaseProbe",
     "DatabaseState",
     "IdChecksum",
     "IngestLock",
@@ -54,6 +56,7 @@ __all__ = [
     "mark_database",
     "migrate",
     "newest_plausible_ts_ms",
+    "probe_database",
     "scrub",
     "store_stats",
 ]

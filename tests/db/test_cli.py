@@ -140,8 +140,8 @@ def test_help_of_every_command(command: str) -> None:
 
 
 def test_every_documented_command_exists() -> None:
-    documented = {"migrate", "ingest", "status", "reset-cursor", "verify", "export-ids",
-                  "mock-api"}
+    documented = {"migrate", "ingest", "status", "check", "reset-cursor", "verify",
+                  "export-ids", "mock-api"}
     assert documented <= set(COMMANDS)
 
 

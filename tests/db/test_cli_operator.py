@@ -234,6 +234,7 @@ DSN_ERRORS = [
 DSN_COMMANDS = [
     ["migrate"], ["status"], ["reset-cursor", "--yes"], ["verify", "--expected", "1"],
     ["export-ids", "-"], ["ingest", "--api-url", "http://127.0.0.1:9/api/v1"],
+    ["check", "--api-url", "http://127.0.0.1:9/api/v1"],
     ["demo", "--events", "10"],
 ]
 
