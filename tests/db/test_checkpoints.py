@@ -55,7 +55,7 @@ def test_save_plan_keeps_finished_ranges_and_drops_replaced_ones(migrated_url: s
         assert store.load_all() == []
 
 
-def test_split_range_moves_the_victims_bound_and_adds_readers(migrated_url: str) -> None:
+def test_split_range_moves_the_split_ranges_bound_and_adds_readers(migrated_url: str) -> None:
     parent = cp("r0", hi_ms=1000, lo_ms=0, position=Position(900, "x"), events=7)
     with CheckpointStore(migrated_url) as store:
         store.save(parent)

@@ -1,4 +1,5 @@
-"""The standard endpoint, cursors and auth behave as datasync-api.md describes."""
+"""The standard endpoint, cursors and auth behave as docs/api-notes.md ("The protocol")
+describes."""
 
 from __future__ import annotations
 
