@@ -46,11 +46,16 @@ def stored_line(data: dict[str, Any]) -> str:
     stored, total = data["stored"], data.get("source_total")
     parts = f"{data['ingested']:,} ingested, {data['rejected']:,} rejected"
     if not total:
-        return f"{stored:,} ({parts}); the source's total is not known yet"
+        return f"{stored:,} ({parts}); the source's total is not known yet" + _conflicts(data)
     line = f"{stored:,} of {total:,} ({100 * stored / total:.1f} %): {parts}"
     if stored > total:
         line += f"; {stored - total:,} more than the source reports"
-    return line
+    return line + _conflicts(data)
+
+
+def _conflicts(data: dict[str, Any]) -> str:
+    count = data.get("conflicts") or 0
+    return f"; {count:,} later versions with other content kept aside" if count else ""
 
 
 def last_run_line(data: dict[str, Any]) -> str:
