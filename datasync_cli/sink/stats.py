@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg2
 
+from ..errors import DatabaseError
 from ..models import Checkpoint
 from .checkpoints import (
     CHECKPOINT_COLUMNS,
@@ -17,8 +18,9 @@ from .checkpoints import (
     checkpoint_from_row,
     run_from_row,
 )
-from .db import connect, operation_error
+from .db import connect, describe, operation_error
 from .lock import LeaseHolder, read_holder
+from .migrations import available
 
 ID_FETCH_SIZE = 50_000
 
@@ -134,6 +136,14 @@ def store_stats(dsn: str) -> StoreStats:
                 return StoreStats(migrated=False)
             cur.execute("SELECT version FROM schema_migrations ORDER BY version")
             versions = [str(r[0]) for r in cur.fetchall()]
+            pending = [m.version for m in available() if m.version not in versions]
+            if pending:
+                # An older schema lacks columns read below: say so instead of a SQL error.
+                raise DatabaseError(
+                    f"the schema of {describe(dsn)} is older than this datasync "
+                    f"(migration {', '.join(pending)} to apply)",
+                    "run datasync migrate, or ingest, which migrates first",
+                )
             cur.execute(
                 f"SELECT count(*), {_TS_MS.format('min(timestamp)')}, "
                 f"{_TS_MS.format('max(timestamp)')} FROM ingested_events"

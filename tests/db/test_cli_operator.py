@@ -28,6 +28,7 @@ from datasync_cli.errors import ConfigError, DatabaseError
 from datasync_cli.sink import (
     CheckpointStore,
     IngestLock,
+    available,
     create_database_for,
     database_state,
     mark_database,
@@ -135,6 +136,16 @@ def test_status_json_keeps_every_figure_and_the_reader_id_key(stored: str) -> No
                 "run_completed", "ingest_running", "stored", "source_total", "database"):
         assert key in data, key
     assert [cp["reader_id"] for cp in data["checkpoints"]] == ["r000", "r001"]
+
+
+def test_status_on_an_older_schema_says_to_migrate(db: str) -> None:
+    newest = available()[-1].version
+    rows(db, f"DELETE FROM schema_migrations WHERE version = '{newest}'")
+    result = invoke("status", "--database-url", db)
+    assert result.exit_code == 4, result.output
+    line = one_error_line(result)
+    assert f"older than this datasync (migration {newest} to apply)" in line
+    assert "run datasync migrate" in line
 
 
 def test_status_renders_a_lock_holder_when_the_sink_names_one() -> None:
