@@ -18,7 +18,7 @@ from .migrations import applied_versions, available
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
 TABLES = (
     "schema_migrations", "ingested_events", "staging_events", "cursor_state", "rejected_events",
-    "ingest_runs", "event_conflicts",
+    "ingest_runs", "event_conflicts", "ingest_lease",
 )
 SEQUENCES = ("ingest_runs_run_id_seq", "rejected_events_id_seq", "event_conflicts_conflict_id_seq")
 

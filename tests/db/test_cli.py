@@ -366,7 +366,7 @@ def test_status_names_the_lease_holder_while_an_ingest_runs(ingested: str) -> No
         text = invoke("status", "--database-url", ingested)
         as_json = invoke("status", "--json", "--database-url", ingested)
     assert text.exit_code == 0 and as_json.exit_code == 0, text.output + as_json.output
-    assert f"ingest lease: host {socket.gethostname()}, pid {os.getpid()}, datasync " in (
+    assert f"lease host {socket.gethostname()}, pid {os.getpid()}, datasync " in (
         " ".join(text.stdout.split())
     )
     data = json.loads(as_json.stdout)
