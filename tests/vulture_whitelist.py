@@ -44,3 +44,12 @@ _.is_running
 _.save
 _.held
 _.reconnects
+# Help hooks Click calls by name (cli/helpformat.py), and the parameter classes it swaps in.
+_._usage_display_name
+_.format_options
+_.format_epilog
+_.__class__
+# Figures `check --json` prints through dataclasses.asdict().
+supplied_token_refused
+bytes_per_event
+last_run_total
