@@ -130,63 +130,61 @@ def store_stats(dsn: str) -> StoreStats:
     try:
         conn.set_session(readonly=True, isolation_level="REPEATABLE READ")
         with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
-            row = cur.fetchone()
-            if not row or not row[0]:
-                return StoreStats(migrated=False)
-            cur.execute("SELECT version FROM schema_migrations ORDER BY version")
-            versions = [str(r[0]) for r in cur.fetchall()]
-            pending = [m.version for m in available() if m.version not in versions]
-            if pending:
-                # An older schema lacks columns read below: say so instead of a SQL error.
-                raise DatabaseError(
-                    f"the schema of {describe(dsn)} is older than this datasync "
-                    f"(migration {', '.join(pending)} to apply)",
-                    "run datasync migrate, or ingest, which migrates first",
-                )
-            cur.execute(
-                f"SELECT count(*), {_TS_MS.format('min(timestamp)')}, "
-                f"{_TS_MS.format('max(timestamp)')} FROM ingested_events"
-            )
-            ingested, min_ts, max_ts = cur.fetchone() or (0, None, None)
-            conflicts_row: tuple[Any, ...] | None = (0,)
-            cur.execute("SELECT to_regclass('event_conflicts') IS NOT NULL")
-            if (cur.fetchone() or (False,))[0]:  # absent until the schema is upgraded
-                cur.execute("SELECT count(*) FROM event_conflicts")
-                conflicts_row = cur.fetchone()
-            cur.execute(_REJECTED_BY_KIND_SQL)
-            by_reason = {str(kind): int(n) for kind, n in cur.fetchall()}
-            cur.execute(
-                f"SELECT {CHECKPOINT_COLUMNS}, created_at, updated_at, "
-                "extract(epoch FROM now() - updated_at)::float8 "
-                "FROM cursor_state ORDER BY reader_id"
-            )
-            checkpoints = [
-                StoredCheckpoint(checkpoint_from_row(r), r[11], r[12], float(r[13]))
-                for r in cur.fetchall()
-            ]
-            cur.execute(f"SELECT {RUN_COLUMNS} FROM ingest_runs ORDER BY run_id DESC LIMIT 1")
-            run_row = cur.fetchone()
-            cur.execute("SELECT to_regclass('ingest_lease') IS NOT NULL")
-            has_lease = cur.fetchone()
-            lease = read_holder(cur) if has_lease and has_lease[0] else None
+            stats = _read_stats(cur, dsn)
         conn.rollback()
     except psycopg2.Error as exc:
         raise operation_error(exc, "reading the store's statistics", dsn) from None
     finally:
         conn.close()
+    return stats
+
+
+def _read_stats(cur: psycopg2.extensions.cursor, dsn: str) -> StoreStats:
+    cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    row = cur.fetchone()
+    if not row or not row[0]:
+        return StoreStats(migrated=False)
+    cur.execute("SELECT version FROM schema_migrations ORDER BY version")
+    versions = [str(r[0]) for r in cur.fetchall()]
+    pending = [m.version for m in available() if m.version not in versions]
+    if pending:
+        # An older schema lacks tables and columns read below: say so, not a SQL error.
+        raise DatabaseError(
+            f"the schema of {describe(dsn)} is older than this datasync "
+            f"(migration {', '.join(pending)} to apply)",
+            "run datasync migrate, or ingest, which migrates first",
+        )
+    cur.execute(
+        f"SELECT count(*), {_TS_MS.format('min(timestamp)')}, "
+        f"{_TS_MS.format('max(timestamp)')}, (SELECT count(*) FROM event_conflicts) "
+        "FROM ingested_events"
+    )
+    ingested, min_ts, max_ts, conflicts = cur.fetchone() or (0, None, None, 0)
+    cur.execute(_REJECTED_BY_KIND_SQL)
+    by_reason = {str(kind): int(n) for kind, n in cur.fetchall()}
+    cur.execute(
+        f"SELECT {CHECKPOINT_COLUMNS}, created_at, updated_at, "
+        "extract(epoch FROM now() - updated_at)::float8 "
+        "FROM cursor_state ORDER BY reader_id"
+    )
+    checkpoints = [
+        StoredCheckpoint(checkpoint_from_row(r), r[11], r[12], float(r[13]))
+        for r in cur.fetchall()
+    ]
+    cur.execute(f"SELECT {RUN_COLUMNS} FROM ingest_runs ORDER BY run_id DESC LIMIT 1")
+    run_row = cur.fetchone()
     return StoreStats(
         migrated=True,
         schema_versions=versions,
         ingested=int(ingested),
         rejected=sum(by_reason.values()),
-        conflicts=int(conflicts_row[0]) if conflicts_row else 0,
+        conflicts=int(conflicts),
         rejected_by_reason=by_reason,
         checkpoints=checkpoints,
         last_run=run_from_row(run_row) if run_row else None,
         min_ts_ms=None if min_ts is None else int(min_ts),
         max_ts_ms=None if max_ts is None else int(max_ts),
-        lease=lease,
+        lease=read_holder(cur),
     )
 
 
