@@ -62,11 +62,8 @@ class Readers:
 
     def _persist_split(self, split: Split) -> None:
         self.store.split_range(split.parent_id, split.parent_lo_ms, split.new_ranges)
-        self.reporter.log(
-            "split range",
-            range=split.parent_id,
-            new=",".join(cp.range_id for cp in split.new_ranges),
-        )
+        new = ", ".join(cp.range_id for cp in split.new_ranges)
+        self.reporter.log(f"range {split.parent_id} shared with idle readers as {new}")
 
     def _read_range(self, cursor: RangeCursor) -> None:
         reader = self.source.reader()
