@@ -47,7 +47,9 @@ class Readers:
         try:
             while not self.control.stopping:
                 idle = max(self.workers - self.metrics.readers_active, 1)
-                checkpoint = self.planner.next_range(self._persist_split, idle_readers=idle)
+                checkpoint = self.planner.next_range(
+                    self._persist_split, idle_readers=idle, lanes=self.source.lanes()
+                )
                 if checkpoint is None:
                     break
                 self.metrics.reader_started()
@@ -89,7 +91,13 @@ class Readers:
         # The run's first page need not wait for the stream token being issued, unless the
         # range has a floor: the standard endpoint cannot stop there, the feed can.
         early = self._claim_first_fetch() and lo is None
-        page = reader.fetch(cursor, wait_for_token=not early)
+        # The feed's pace stays under the measured rate in the run's last round trips.
+        self.source.throttle.run_left(self.planner.pages_left_in_all())
+        page = reader.fetch(
+            cursor,
+            wait_for_token=not early,
+            priority=self.planner.pages_left(cursor.range_id),
+        )
         if page.total is not None:
             self.planner.set_total(page.total)
         events, rejected = transform_page(page.records)

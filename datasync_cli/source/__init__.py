@@ -158,6 +158,14 @@ class Source:
             page_size or self.config.page_size,
         )
 
+    def lanes(self) -> int:
+        """How many requests the source lets readers keep in flight: the feed's pace times its
+        latency, or every reader while the feed is not in use (the standard endpoint's window
+        is spent in bursts)."""
+        if self.tokens.usable():
+            return self.throttle.lanes()
+        return self.config.readers
+
     def prepare(self) -> None:
         """Ask for a stream token in the background, so the first page need not wait for it."""
         self.tokens.issue_in_background()

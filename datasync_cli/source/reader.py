@@ -50,31 +50,36 @@ class RangeReader:
         self._stop = stop
         self._page_size = page_size
 
-    def fetch(self, cursor: RangeCursor, *, wait_for_token: bool = True) -> Page:
+    def fetch(
+        self, cursor: RangeCursor, *, wait_for_token: bool = True, priority: float = 0.0
+    ) -> Page:
         """The page after the range's position; Page.endpoint says which endpoint produced it.
 
         Without `wait_for_token`, a token still being issued sends this page to the standard
-        endpoint rather than waiting for it."""
+        endpoint rather than waiting for it. Among readers waiting for the feed, the one with
+        the highest `priority` (the most left to read) goes first."""
         token = self._tokens.current(wait=wait_for_token)
         if token is None and not wait_for_token:
             early = self._early_standard(cursor)
             if early is not None:
                 return early
             token = self._tokens.current()
-        page = self._from_feed(cursor, token) if token is not None else None
+        page = self._from_feed(cursor, token, priority) if token is not None else None
         if page is None:
             page = self._from_standard(cursor)
         return page
 
     # The feed
 
-    def _from_feed(self, cursor: RangeCursor, token: StreamToken) -> Page | None:
+    def _from_feed(
+        self, cursor: RangeCursor, token: StreamToken, priority: float
+    ) -> Page | None:
         """A feed page, or None when the feed cannot be used now."""
         request = cursor.feed_request()
         current: StreamToken | None = token
         while current is not None:
             try:
-                page = self._feed_once(current, request)
+                page = self._feed_once(current, request, priority)
             except CursorExpiredError as exc:
                 if request.cursor is None:
                     raise FatalSourceError(
@@ -92,9 +97,9 @@ class RangeReader:
             return page
         return None
 
-    def _feed_once(self, token: StreamToken, request: FeedRequest) -> Page:
+    def _feed_once(self, token: StreamToken, request: FeedRequest, priority: float) -> Page:
         def attempt() -> Page:
-            sent_at = self._throttle.acquire(self._stop)
+            sent_at = self._throttle.acquire(self._stop, priority)
             try:
                 page = self._client.feed_page(
                     token, request.cursor, request.since_ms, request.until_ms, self._page_size
@@ -103,7 +108,7 @@ class RangeReader:
                 self._throttle.on_throttled(exc.retry_after, sent_at)
                 raise
             except BaseException:
-                self._throttle.release()
+                self._throttle.release(sent_at)
                 raise
             self._throttle.on_success(self._clock.monotonic() - sent_at, sent_at)
             return page
@@ -139,10 +144,13 @@ class RangeReader:
         fails in any way that waiting would cure (its window spent, a timeout): the token is
         then the quicker way."""
         sent = cursor.standard_cursor(self._now_ms())
+        started = self._clock.monotonic()
         try:
             page = self._standard_attempt(sent)
         except (RetriableSourceError, CursorExpiredError):
             return None
+        # The feed's first requests can be spread over this round trip instead of sent at once.
+        self._throttle.expect_latency(self._clock.monotonic() - started)
         return page
 
     def _standard_once(self, cursor: str | None) -> Page:

@@ -22,7 +22,7 @@ DEFAULT_MAX_THROTTLED = 100
 class RetryPolicy:
     """Retries RetriableSourceError with exponential backoff and full jitter.
 
-    A 429 waits its Retry-After (told to `on_throttled` so shared pacing can pause every reader)
+    A 429 waits its Retry-After (the shared pacing, told by the caller, pauses every reader)
     and counts against its own, larger allowance. Waiting is interruptible: when `stop` is raised
     the call raises StopRequestedError. Thread-safe; one policy can serve every reader.
     """
@@ -73,7 +73,6 @@ class RetryPolicy:
         fn: Callable[[], T],
         *,
         endpoint: str,
-        on_throttled: Callable[[float | None], None] | None = None,
     ) -> T:
         """Run `fn` until it succeeds, a non-retriable error escapes, or the allowance runs out."""
         failures = 0
@@ -87,8 +86,6 @@ class RetryPolicy:
                 throttled += 1
                 with self._lock:
                     self._throttled += 1
-                if on_throttled is not None:
-                    on_throttled(exc.retry_after)
                 if throttled >= self.max_throttled:
                     raise self._give_up(endpoint, throttled, exc) from exc
                 delay = exc.retry_after if exc.retry_after is not None else self.backoff(throttled)
