@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -18,14 +18,16 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3 import exceptions as urllib3_errors
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import FatalSourceError, RetriableSourceError
 from ..redact import server_text
 from .errors import RedirectRefusedError
+from .inflate import ACCEPTED, EncodingError, Inflater
 
 MAX_REDIRECTS = 5
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16  # raw bytes per read; inflate.STEP bounds what each one becomes
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 URL_HINT = "check --api-url / API_BASE_URL"
 
@@ -153,6 +155,7 @@ class Transport:
         adapter = _WatchedAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
+        self._session.headers["Accept-Encoding"] = ACCEPTED  # only what we undo, bounded
         self._session.headers.update(headers)
 
     def close(self) -> None:
@@ -205,14 +208,30 @@ class Transport:
         if declared.isdigit() and int(declared) > self._max_body:
             response.close()
             raise self._too_large(what)
+        try:
+            inflater = Inflater(response.headers.get("content-encoding", ""))
+        except EncodingError as exc:
+            response.close()
+            raise FatalSourceError(
+                f"{what}: {exc}",
+                "something between datasync and the API (a proxy?) re-encodes its answers",
+            ) from exc
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in response.iter_content(_CHUNK):
-                size += len(chunk)
+            for raw in _raw_chunks(response):
+                for piece in inflater.feed(raw):
+                    size += len(piece)
+                    if size > self._max_body:
+                        raise self._too_large(what)
+                    chunks.append(piece)
+            for piece in inflater.finish():
+                size += len(piece)
                 if size > self._max_body:
                     raise self._too_large(what)
-                chunks.append(chunk)
+                chunks.append(piece)
+        except EncodingError as exc:
+            raise RetriableSourceError(f"{what}: the answer's body is damaged ({exc})") from exc
         finally:
             response.close()
         return b"".join(chunks)
@@ -224,6 +243,22 @@ class Transport:
             "the service's pages are about 2 MB; raise --max-body-mb / INGEST_MAX_BODY_MB "
             "only if it really sends more",
         )
+
+
+def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it came off the socket (chunked framing undone, Content-Encoding not),
+    with urllib3's errors turned into the requests errors the caller maps."""
+    raw = response.raw
+    try:
+        while True:
+            chunk = raw.read(_CHUNK, decode_content=False)
+            if not chunk:
+                return
+            yield chunk
+    except urllib3_errors.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(exc) from exc
+    except (urllib3_errors.ProtocolError, urllib3_errors.SSLError) as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
 
 
 def _redirected_method(status: int, method: str, data: bytes | None) -> tuple[str, bytes | None]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from datasync_cli.mockapi import MockConfig
+from datasync_cli.pipeline.metrics import RATE_WINDOW_S
 
 from . import harness as h
 from .conftest import StartMock
@@ -52,11 +53,18 @@ def test_a_refused_token_and_the_switch_to_the_standard_endpoint_are_announced(
     assert refusal["code"] == "DASHBOARD_REQUIRED"
     summary = h.run_summary(result.stdout)
     assert set(summary["pages_by_endpoint"]) == {"standard"}
-    # events/s over wall time: once the first window has passed, within a factor of 1.5 of
-    # what the whole run averaged (a rate from page timings showed tens of times more).
+    # events/s is what was stored over wall time. While the window still reaches back to the
+    # start, that is the stored count over the elapsed time (one page of slack: the count and
+    # the rate are read a moment apart); after it, within a factor of 2 of the run's average.
+    # (A rate from page timings showed tens of times more; the burst the service allows at
+    # the start makes the first window's rate honestly higher than the average.)
     average = summary["inserted"] / summary["elapsed_s"]
     progress = [r for r in records if r.get("event") == "progress" and r["elapsed_s"] >= 10]
-    assert progress, "no progress line after the first window"
+    assert progress, "no progress line after the first ten seconds"
     for line in progress:
-        assert average / 1.5 <= line["events_per_s"] <= average * 1.5, (line, average)
+        if line["elapsed_s"] < RATE_WINDOW_S - 1:
+            told = line["stored"] / line["elapsed_s"]
+            assert told * 0.85 <= line["events_per_s"] <= told * 1.15, (line, told)
+        else:
+            assert average / 2 <= line["events_per_s"] <= average * 2, (line, average)
         assert line["stored"] <= line["total"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -127,6 +128,35 @@ def test_a_200_without_a_data_list_is_retriable(body: bytes) -> None:
     with pytest.raises(RetriableSourceError) as caught:
         _client().events_page(None, 10)
     assert not isinstance(caught.value, RateLimitedError)
+
+
+@responses.activate
+def test_a_gzip_page_is_read_and_only_encodings_we_undo_are_asked_for() -> None:
+    page = json.dumps(_page([_event(1, 1769541612369)], None, has_more=False)).encode()
+    responses.get(f"{BASE}/events", body=gzip.compress(page),
+                  headers={"Content-Encoding": "gzip"})
+    assert [r["id"] for r in _client().events_page(None, 10).records] == ["e1"]
+    assert responses.calls[0].request.headers["Accept-Encoding"] == "gzip, deflate"
+
+
+@responses.activate
+def test_a_body_that_inflates_past_the_cap_is_refused() -> None:
+    bomb = gzip.compress(b'{"data":["' + b"A" * (3 << 20) + b'"]}', 9)
+    responses.get(f"{BASE}/events", body=bomb, headers={"Content-Encoding": "gzip"})
+    client = ApiClient(BASE, KEY, clock=FakeClock(), max_body_bytes=1 << 20)
+    with pytest.raises(FatalSourceError, match="larger than 1 MB after decompression"):
+        client.events_page(None, 10)
+
+
+@responses.activate
+def test_an_encoding_never_asked_for_is_refused_and_a_damaged_one_retried() -> None:
+    responses.get(f"{BASE}/events", body=b"...", headers={"Content-Encoding": "br"})
+    with pytest.raises(FatalSourceError, match="encoded as 'br'"):
+        _client().events_page(None, 10)
+    responses.replace(responses.GET, f"{BASE}/events", body=b"not gzip at all",
+                      headers={"Content-Encoding": "gzip"})
+    with pytest.raises(RetriableSourceError, match="damaged"):
+        _client().events_page(None, 10)
 
 
 @responses.activate
