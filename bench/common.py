@@ -72,20 +72,23 @@ class Timed:
 
 
 def timed(args: list[str], env: dict[str, str] | None = None, log: str = "child") -> Timed:
-    """Run a child, returning wall time and the child's own peak RSS (wait4's rusage).
+    """Run a child, returning wall time and the child's own peak RSS (through
+    scripts/peak_rss.py: one exec'ed straight from here would count this process's peak).
 
     Its output is kept in .datasync/bench-<log>.log for a look at the run afterwards."""
     out_path = ROOT / ".datasync" / f"bench-{log}.log"
+    rss_path = ROOT / ".datasync" / f"bench-{log}.rss"
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    launcher = [sys.executable, str(ROOT / "scripts" / "peak_rss.py"), str(rss_path)]
     with out_path.open("wb") as out:
         start = time.monotonic()
-        proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        proc = subprocess.run(
+            [*launcher, *args], stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, check=False,
         )
-        _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.monotonic() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Timed(seconds, usage.ru_maxrss / 1024, proc.returncode, out_path.read_text()[-2000:])
+    peak_kib = int(rss_path.read_text().strip() or 0)
+    return Timed(seconds, peak_kib / 1024, proc.returncode, out_path.read_text()[-2000:])
 
 
 def ingest_args(url: str, dsn: str, *extra: str) -> list[str]:

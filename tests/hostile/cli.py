@@ -1,21 +1,26 @@
 """`datasync` as a child process against a hostile server: bounded in time and in requests,
-with the child's peak memory measured (wait4 reports the one child's own maximum RSS)."""
+with the child's own peak memory measured (through scripts/peak_rss.py: a child exec'ed
+straight from this process would report this process's peak as its own)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from e2e import harness as h
 
 from .server import HostileServer
+
+PEAK_RSS = str(Path(__file__).resolve().parents[2] / "scripts" / "peak_rss.py")
 
 Watch = Callable[[], str | None]
 
@@ -46,37 +51,39 @@ def run_cli(args: list[str], *, timeout: float = 45, env: dict[str, str] | None 
     """Run a child to its end. When it outlives `timeout`, or `watch` names a reason to stop
     it, it is made to dump its threads' stacks (SIGABRT) and the test fails with that."""
     child_env = {**h._env(env), "PYTHONFAULTHANDLER": "1"}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss:
         started = time.monotonic()
-        proc = subprocess.Popen(args, stdout=out, stderr=err, env=child_env)
+        proc = subprocess.Popen([sys.executable, PEAK_RSS, rss.name, *args], stdout=out,
+                                stderr=err, env=child_env, start_new_session=True)
         reason: str | None = None
-        status, usage = _wait(proc, started + timeout, watch)
+        status = _wait(proc, started + timeout, watch)
         if status is None:
             reason = (watch() if watch else None) or f"did not finish in {timeout:.0f} s"
-            proc.send_signal(signal.SIGABRT)
-            status, usage = _wait(proc, time.monotonic() + 10, None)
+            proc.send_signal(signal.SIGABRT)  # passed on: the child dumps its stacks
+            status = _wait(proc, time.monotonic() + 10, None)
             if status is None:
-                proc.kill()
-                _, status, usage = os.wait4(proc.pid, 0)
+                os.killpg(proc.pid, signal.SIGKILL)
+                _, status = os.waitpid(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.monotonic() - started
         out.seek(0)
         err.seek(0)
+        peak_kib = int(rss.read().strip() or 0)
         run = Run(args, proc.returncode, out.read().decode(errors="replace"),
-                  err.read().decode(errors="replace"), elapsed, usage.ru_maxrss / 1024)
+                  err.read().decode(errors="replace"), elapsed, peak_kib / 1024)
     if reason is not None:
         raise AssertionError(f"{' '.join(args[2:4])}: stopped: {reason}\n{run.describe()}")
     return run
 
 
-def _wait(proc: subprocess.Popen[bytes], deadline: float,
-          watch: Watch | None) -> tuple[int | None, Any]:
+def _wait(proc: subprocess.Popen[bytes], deadline: float, watch: Watch | None) -> int | None:
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        pid, status = os.waitpid(proc.pid, os.WNOHANG)
         if pid:
-            return status, usage
+            return status
         if time.monotonic() > deadline or (watch is not None and watch() is not None):
-            return None, None
+            return None
         time.sleep(0.05)
 
 
