@@ -47,6 +47,17 @@ class BatchQueue:
     def __init__(self, control: RunControl) -> None:
         self._control = control
         self._queue: queue.Queue[Batch | ReaderDone] = queue.Queue(maxsize=QUEUE_PAGES)
+        self._room = threading.Condition()
+
+    def wait_for_room(self) -> None:
+        """Before a reader sends its next request: while the queue is full, wait until the
+        writer takes a page, one reader per page taken. When the writer is the bottleneck
+        (a fast source), readers then fetch about as fast as it writes, instead of all of
+        them fetching pages that would only wait in memory and take CPU from the writer;
+        when the source is slow the queue is never full and nothing waits here."""
+        with self._room:
+            while self._queue.full() and not self._control.stopping:
+                self._room.wait(_PUT_WAIT_S)
 
     def put(self, item: Batch | ReaderDone) -> None:
         """Wait for room, giving up when the run is stopping (the page is fetched again)."""
@@ -60,6 +71,9 @@ class BatchQueue:
 
     def get(self, timeout: float) -> Batch | ReaderDone | None:
         try:
-            return self._queue.get(timeout=timeout)
+            item = self._queue.get(timeout=timeout)
         except queue.Empty:
             return None
+        with self._room:
+            self._room.notify()
+        return item

@@ -71,6 +71,7 @@ class Readers:
         reader = self.source.reader()
         try:
             while not self.control.stopping:
+                self.batches.wait_for_room()
                 try:
                     self.batches.put(self._next_batch(reader, cursor))
                 finally:

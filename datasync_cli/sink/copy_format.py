@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
+from operator import attrgetter
 
 from ..models import Batch, Checkpoint, Event, Rejected
 
@@ -19,6 +20,7 @@ NULL = "\\N"
 _DAY_US = 86_400_000_000
 _EPOCH_DAY = date(1970, 1, 1)
 _day_prefixes: dict[int, str] = {}
+_BY_ID = attrgetter("id")
 
 _SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -57,5 +59,9 @@ def encode_rows(events: Iterable[Event]) -> bytes:
 def make_batch(
     events: list[Event], rejected: list[Rejected], checkpoint: Checkpoint, fetched: int = 0
 ) -> Batch:
-    """A batch with its COPY rows encoded (in the caller's thread, not the writer's)."""
-    return Batch(events, rejected, checkpoint, encode_rows(events), fetched)
+    """A batch with its COPY rows encoded (in the caller's thread, not the writer's).
+
+    The rows go in id order: PostgreSQL then inserts into the primary key's index leaf after
+    leaf instead of at random, which saves it a few percent of a page's work."""
+    rows = encode_rows(sorted(events, key=_BY_ID))
+    return Batch(events, rejected, checkpoint, rows, fetched)
