@@ -8,8 +8,10 @@ content is kept (in `event_conflicts`, or in rejected_events with a reason start
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
+import zlib
 from typing import Any
 
 import psycopg2.errors
@@ -139,3 +141,38 @@ def test_one_event_read_through_both_endpoints_is_no_conflict(serve: Serve, dsn:
     assert not conflict_versions(dsn), f"{scenario}: a re-read was kept as a conflict"
     status = json.loads(cli.command(server, dsn, "status", "--json").stdout)
     assert status.get("conflicts", 0) == 0, f"{scenario}: status {status.get('conflicts')}"
+
+
+def _deflate(body: bytes, wbits: int) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return packer.compress(body) + packer.flush()
+
+
+_ENCODINGS = {
+    "gzip": lambda body: gzip.compress(body),
+    "x-gzip": lambda body: gzip.compress(body),
+    "deflate": lambda body: _deflate(body, zlib.MAX_WBITS),  # with its zlib header
+    "deflate ": lambda body: _deflate(body, -zlib.MAX_WBITS),  # raw, as some servers send
+    "deflate, gzip": lambda body: gzip.compress(_deflate(body, zlib.MAX_WBITS)),
+}
+
+
+@pytest.mark.parametrize("coding", list(_ENCODINGS))
+def test_answers_compressed_by_a_proxy_are_read_whole(serve: Serve, dsn: str,
+                                                      coding: str) -> None:
+    """A proxy that compresses every answer, in each form servers use: the exact set."""
+    stream = Stream(make_events(900, seed=47))
+
+    class Compressing(Service):
+        def answer(self, req: Request) -> Reply:
+            reply = super().answer(req)
+            if not reply.body:
+                return reply
+            headers = [(k, v) for k, v in reply.headers if k.lower() != "content-length"]
+            return Reply(reply.status, _ENCODINGS[coding](reply.body),
+                         [*headers, ("Content-Encoding", coding.strip())], reply.trickle_s)
+
+    server = serve(Compressing(stream))
+    run = cli.ingest(server, dsn, page_size=100)
+    cli.ok(run, f"answers encoded as {coding!r}")
+    h.assert_exact_set(dsn, stream.ids(), f"answers encoded as {coding!r}")
