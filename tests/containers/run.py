@@ -520,7 +520,7 @@ def documented_commands(engine: Engine, res: Result) -> None:
     def status() -> str:
         out = engine("run", "--rm", "--init", *net, "-e", f"DATABASE_URL={DSN}", IMAGE,
                      "status").stdout
-        if f"ingested {EVENTS:,}" not in out:
+        if f"{EVENTS:,} of {EVENTS:,}" not in out or f"{EVENTS:,} ingested" not in out:
             raise Failed(f"status printed {out.strip()[:300]!r}")
         return ""
 
