@@ -8,7 +8,7 @@ urllib3 is installed, decompression never runs ahead of the cap.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 STEP = 1 << 16  # most bytes one decompression step may produce
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -75,6 +75,12 @@ class Inflater:
                 f"(Accept-Encoding: {ACCEPTED})"
             )
         self._layers = [_Zlib(c) for c in reversed(codings)]
+
+    def body(self, raw: Iterable[bytes]) -> Iterator[bytes]:
+        """The decoded body of the raw chunks, piece by piece (see feed)."""
+        for data in raw:
+            yield from self.feed(data)
+        yield from self.finish()
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         """The decoded pieces of `data`, each at most STEP bytes per layer."""

@@ -219,13 +219,7 @@ class Transport:
         chunks: list[bytes] = []
         size = 0
         try:
-            for raw in _raw_chunks(response):
-                for piece in inflater.feed(raw):
-                    size += len(piece)
-                    if size > self._max_body:
-                        raise self._too_large(what)
-                    chunks.append(piece)
-            for piece in inflater.finish():
+            for piece in inflater.body(_raw_chunks(response)):
                 size += len(piece)
                 if size > self._max_body:
                     raise self._too_large(what)

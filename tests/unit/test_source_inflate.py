@@ -14,10 +14,8 @@ BODY = b'{"data":[{"id":"e-1","timestamp":1769541612369,"type":"click"}]}' * 500
 
 
 def _decode(coding: str, data: bytes, piece: int = 1000) -> bytes:
-    inflater = Inflater(coding)
-    out = [p for i in range(0, len(data), piece) for p in inflater.feed(data[i:i + piece])]
-    out += list(inflater.finish())
-    return b"".join(out)
+    chunks = (data[i:i + piece] for i in range(0, len(data), piece))
+    return b"".join(Inflater(coding).body(chunks))
 
 
 def _deflate(data: bytes, raw: bool) -> bytes:
