@@ -14,13 +14,13 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import quote
 
 import psycopg2
 import psycopg2.extensions
 import pytest
 import typer.core
 import typer.main
+from cli_env import forget_settings, isolated, url_of
 from psycopg2 import sql
 from typer.testing import CliRunner, Result
 
@@ -33,22 +33,7 @@ pytestmark = pytest.mark.db
 
 KEY = "cli-test-key-0123"
 EVENTS = 3_000
-SETTINGS_ENV = (
-    "DATABASE_URL", "API_BASE_URL", "TARGET_API_KEY", "STREAM_TOKEN", "INGEST_WORKERS",
-    "INGEST_PAGE_SIZE", "LOG_FORMAT",
-)
 COMMANDS = sorted(cast(typer.core.TyperGroup, typer.main.get_command(app)).commands)
-
-
-def url_of(dsn: str) -> str:
-    """A keyword or URL DSN as the postgresql:// URL the CLI takes."""
-    if dsn.startswith(("postgresql://", "postgres://")):
-        return dsn
-    p = psycopg2.extensions.parse_dsn(dsn)
-    user = quote(p.get("user", ""), safe="")
-    auth = f"{user}:{quote(p['password'], safe='')}@" if p.get("password") else f"{user}@"
-    return (f"postgresql://{auth if user else ''}{p.get('host', 'localhost')}:"
-            f"{p.get('port', '5432')}/{quote(p.get('dbname', ''), safe='')}")
 
 
 def free_port() -> int:
@@ -63,21 +48,7 @@ def unreachable_dsn() -> str:
     return f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """An empty cwd and no datasync variables; the environment is restored afterwards, since
-    the app loads .env into os.environ."""
-    saved = dict(os.environ)
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    for name in SETTINGS_ENV:
-        os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+_isolated = pytest.fixture(autouse=True)(isolated)
 
 
 def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
@@ -463,9 +434,6 @@ def _dotenv(**values: str) -> None:
     Path(".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
 
 
-def _forget_settings() -> None:
-    for name in SETTINGS_ENV:
-        os.environ.pop(name, None)
 
 
 @pytest.mark.parametrize(
@@ -498,7 +466,7 @@ def test_precedence_of_the_database_url(db: str, migrated_url: str) -> None:
 
     def status(env: dict[str, str] | None, *flag: str) -> dict[str, Any]:
         result = invoke("status", "--json", *flag, env=env)
-        _forget_settings()  # what the app loaded from .env must not leak into the next case
+        forget_settings()  # what the app loaded from .env must not leak into the next case
         assert result.exit_code == 0, result.output
         return cast(dict[str, Any], json.loads(result.stdout))
 

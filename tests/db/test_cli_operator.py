@@ -10,13 +10,14 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
 import pytest
+from cli_env import isolated, url_of
 from rich.console import Console
 from typer.testing import CliRunner, Result
 
@@ -37,38 +38,11 @@ from datasync_cli.sink import (
 
 pytestmark = pytest.mark.db
 
-SETTINGS_ENV = (
-    "DATABASE_URL", "API_BASE_URL", "TARGET_API_KEY", "STREAM_TOKEN", "INGEST_WORKERS",
-    "INGEST_PAGE_SIZE", "LOG_FORMAT",
-)
 IDS = 20_000
 RoleFactory = Callable[[str], tuple[str, str]]  # the make_role fixture of tests/conftest.py
 
 
-def url_of(dsn: str) -> str:
-    """A keyword or URL DSN as the postgresql:// URL the CLI takes."""
-    if dsn.startswith(("postgresql://", "postgres://")):
-        return dsn
-    p = psycopg2.extensions.parse_dsn(dsn)
-    user = p.get("user", "")
-    auth = f"{user}:{p['password']}@" if p.get("password") else f"{user}@"
-    return (f"postgresql://{auth if user else ''}{p.get('host', 'localhost')}:"
-            f"{p.get('port', '5432')}/{p.get('dbname', '')}")
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    saved = dict(os.environ)
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    for name in SETTINGS_ENV:
-        os.environ.pop(name, None)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+_isolated = pytest.fixture(autouse=True)(isolated)
 
 
 def invoke(*args: str, input: str | None = None, columns: int = 80) -> Result:
