@@ -93,6 +93,8 @@ def _scalar(item: Any, quote: Any, allow_nan: bool) -> str:
         return repr(item)
     if isinstance(item, Decimal):
         if not item.is_finite():
+            if allow_nan:
+                return "NaN" if item.is_nan() else ("Infinity" if item > 0 else "-Infinity")
             raise NonFiniteError("non-finite number")
         return str(item)
     raise TypeError(f"{type(item).__name__} has no JSON form")

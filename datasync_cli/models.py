@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 Endpoint = Literal["feed", "standard"]
 
@@ -18,14 +19,56 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One response of the events endpoints, decoded but not yet validated record by record."""
+    """One response of the events endpoints, decoded but not yet validated record by record.
 
-    records: list[Any]
+    `records` is, for an ordinary page, RecordTexts; otherwise a list of what JSON decodes to
+    (numbers beyond a double as Decimal, NaN and Infinity too, so no float is ever non-finite)
+    or an UnreadableRecord."""
+
+    records: Sequence[Any]
     next_cursor: str | None
     has_more: bool
     total: int | None
     endpoint: Endpoint
     request_id: str | None = None
+
+
+class RecordTexts(Sequence[Any]):
+    """A page's records as the JSON text each arrived in, with the three fields the transform
+    reads first; the rest of a record is never built as Python objects.
+
+    `decode` gives a record in full, as any other page's records are read, for the few that
+    need a closer look (and for whoever indexes or iterates the page)."""
+
+    __slots__ = ("decode", "ids", "texts", "timestamps", "types")
+
+    def __init__(
+        self,
+        texts: list[str],
+        ids: list[Any],
+        types: list[Any],
+        timestamps: list[Any],
+        decode: Callable[[str], Any],
+    ) -> None:
+        self.texts = texts
+        self.ids = ids
+        self.types = types
+        self.timestamps = timestamps
+        self.decode = decode
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self.decode(text) for text in self.texts[index]]
+        return self.decode(self.texts[index])
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +83,9 @@ class UnreadableRecord:
 class Event(NamedTuple):
     """A record that can be stored: normalized instant in epoch microseconds, JSON text as received.
 
-    A named tuple rather than a dataclass: one is built per event, and this is the cheapest.
+    `data` is compact JSON (as orjson writes it), so it holds no raw control character: no tab,
+    newline, carriage return or NUL. A named tuple rather than a dataclass: one is built per
+    event, and this is the cheapest.
     """
 
     id: str

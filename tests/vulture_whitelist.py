@@ -53,3 +53,6 @@ _.__class__
 supplied_token_refused
 bytes_per_event
 last_run_total
+# Envelope fields msgspec fills by name (source/textpage.py), read back through getattr.
+nextCursor
+hasMore

@@ -101,7 +101,8 @@ class Readers:
         )
         if page.total is not None:
             self.planner.set_total(page.total)
-        events, rejected = transform_page(page.records)
+        # finite: decoded bodies never hold a NaN or infinite float (see Page).
+        events, rejected = transform_page(page.records, finite=True)
         step = cursor.advance(page, events, len(rejected))
         self.metrics.page_fetched(
             page.endpoint,

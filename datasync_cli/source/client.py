@@ -21,6 +21,7 @@ from .errors import (
     TokenRejectedError,
 )
 from .headers import header, retry_after
+from .textpage import decode_page_body
 from .token import StreamToken
 from .transport import URL_HINT, Answer, ConnectionFailedError, Transport
 
@@ -166,7 +167,7 @@ class ApiClient:
         if slots is not None:
             slots.hold()
         try:
-            body = self._check(answer, what, feed=feed)
+            body = self._check(answer, what, feed=feed, decode=decode_page_body)
             return parse_page(body, "feed" if feed else "standard", _request_id(answer))
         except BaseException:
             if slots is not None:
@@ -200,11 +201,17 @@ class ApiClient:
         return answer
 
     def _check(
-        self, answer: Answer, what: str, *, feed: bool, token_request: bool = False
+        self,
+        answer: Answer,
+        what: str,
+        *,
+        feed: bool,
+        token_request: bool = False,
+        decode: Callable[[bytes], Any] = decode_body,
     ) -> Any:
         """The decoded body of a 2xx answer, or the error that the status and code call for."""
         status = answer.status
-        body = decode_body(answer.body)
+        body = decode(answer.body)
         if 200 <= status < 300:
             if body is None:
                 raise RetriableSourceError(f"{what}: truncated or garbled JSON body")

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ..errors import RetriableSourceError
-from ..models import Endpoint, Page, UnreadableRecord
+from ..models import Endpoint, Page, RecordTexts, UnreadableRecord
 
 BOM = b"\xef\xbb\xbf"
 MAX_CURSOR_CHARS = 8192
@@ -77,9 +77,10 @@ def _int(text: str) -> int | Decimal:
 
 def _exact_loads(content: bytes | str) -> Any:
     """Stdlib json with exact decimals; lone surrogates are kept so the transform can name
-    them as the reason a record is refused."""
+    them as the reason a record is refused. NaN and Infinity, which the stdlib accepts, are
+    read as Decimal too: no decoded body ever holds a float that is not finite."""
     text = content if isinstance(content, str) else content.decode("utf-8", "surrogateescape")
-    return json.loads(text, parse_float=Decimal, parse_int=_int)
+    return json.loads(text, parse_float=Decimal, parse_int=_int, parse_constant=Decimal)
 
 
 def _by_record(content: bytes) -> Any:
@@ -162,7 +163,7 @@ def parse_page(body: Any, endpoint: Endpoint, request_id: str | None = None) -> 
     A cursor PostgreSQL could not store, or a total that is no count, is a fault of that page:
     the cursor is dropped (the position is rebuilt from the last stored event) and the total
     treated as unknown."""
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+    if not isinstance(body, dict) or not isinstance(body.get("data"), (list, RecordTexts)):
         raise RetriableSourceError("the API sent a truncated or garbled page (no data list)")
     pagination = body.get("pagination")
     if not isinstance(pagination, dict):

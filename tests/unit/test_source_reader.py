@@ -377,7 +377,8 @@ def test_refused_token_without_key_falls_back_to_standard_from_the_same_position
         service.valid_tokens.clear()  # the supplied token expires
         second = reader.fetch(RangeCursor(checkpoint))
     assert first.endpoint == "feed" and second.endpoint == "standard"
-    assert [r["id"] for r in first.records + second.records] == [i for _, i in service.events[:6]]
+    both = [*first.records, *second.records]
+    assert [r["id"] for r in both] == [i for _, i in service.events[:6]]
     fields = decode_cursor(service.log[-1][1]["cursor"])
     assert fields is not None and fields["id"] == first.records[-1]["id"]
     assert source.tokens.current() is None
@@ -528,7 +529,7 @@ def test_the_first_page_need_not_wait_for_a_token_on_its_way() -> None:
         second = reader.fetch(RangeCursor(_advance(Checkpoint("r1"), first)))
     assert first.endpoint == "standard" and second.endpoint == "feed"
     # The feed goes on from the last stored instant, inclusive: that event comes again.
-    ids = list(dict.fromkeys(r["id"] for r in first.records + second.records))
+    ids = list(dict.fromkeys(r["id"] for r in [*first.records, *second.records]))
     assert ids == [i for _, i in service.events[:5]]
 
 
