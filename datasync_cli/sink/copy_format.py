@@ -1,8 +1,10 @@
-"""Rows for `COPY ... FROM STDIN` in PostgreSQL's text format.
+"""Rows for `COPY ... FROM STDIN (FORMAT binary)`, and the instant as timestamptz text.
 
-Only backslash, tab, newline and carriage return need escaping in a text-format field; every
-other character, including other control characters and non-BMP text, is sent as UTF-8.
-PostgreSQL text cannot hold NUL, so transform rejects records containing it before this point.
+Binary rows cost PostgreSQL about a tenth less per row than text rows (in an A/B of the same
+million rows): it no longer scans every byte for separators and escapes, and the instant
+arrives as the integer it is stored as instead of text to parse. They cost Python less too:
+nothing to escape, no timestamp text. PostgreSQL text cannot hold NUL, so transform rejects
+records containing it before this point.
 """
 
 from __future__ import annotations
@@ -10,23 +12,38 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 from operator import attrgetter
+from struct import Struct
 
 from ..models import Batch, Checkpoint, Event, Rejected
 
 # The columns of a COPY into ingested_events, and of staging_events, which has the same shape
-# so one encoding serves both targets.
+# and types so one encoding serves both targets.
 COPY_COLUMNS = ("id", "event_type", "timestamp", "data")
-NULL = "\\N"
+
 _HOUR_US = 3_600_000_000
 _EPOCH_DAY = date(1970, 1, 1)
 _hour_prefixes: dict[int, str] = {}
 _MINUTE_SECOND = tuple(f"{m:02d}:{s:02d}." for m in range(60) for s in range(60))
 _BY_ID = attrgetter("id")
 
-# Stands in for a NULL type until the backslashes are doubled; PostgreSQL text cannot hold NUL,
-# so no stored field has one (the transform rejects records holding it).
-_NULL_MARK = "\x00"
-_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# The binary format: a signature, 32-bit flags and header-extension length, then per row a
+# 16-bit field count and each field as a 32-bit length (-1 for NULL) and its bytes; a field
+# count of -1 ends the data. Integers are big-endian.
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_TRAILER = b"\xff\xff"
+_NULL_FIELD = b"\xff\xff\xff\xff"
+_ROW_AND_ID = Struct(">hi")  # field count, id length
+_LENGTH = Struct(">i")
+# timestamptz travels as microseconds since 2000-01-01 UTC, after its length (8); the data's
+# length follows, counting the jsonb version byte that leads it.
+_STAMP_AND_DATA = Struct(">iqi")
+_PG_EPOCH_US = 946_684_800_000_000
+_JSONB_VERSION = b"\x01"
+
+
+def copy_sql(table: str) -> str:
+    """The COPY statement that reads `encode_rows` output into `table`."""
+    return f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN (FORMAT binary)"
 
 
 def timestamp_text(ts_us: int) -> str:
@@ -48,37 +65,25 @@ def timestamp_text(ts_us: int) -> str:
 
 
 def encode_rows(events: Iterable[Event]) -> bytes:
-    """The COPY rows of a batch (columns COPY_COLUMNS), UTF-8 encoded.
-
-    Event data is compact JSON, which holds no raw control character, and ids and types almost
-    never hold one: the rows are built plainly and their backslashes doubled in one pass over
-    the whole text. Only when some id or type holds a separator (or a NUL, which stands in for
-    a NULL type until then) is each field escaped on its own."""
-    events = list(events)
-    labels = "".join([e.id + (e.event_type or "") for e in events])
-    if "\t" in labels or "\n" in labels or "\r" in labels or _NULL_MARK in labels:
-        return _encode_each_field(events)
-    stamp = timestamp_text
-    text = "".join([
-        f"{e.id}\t{_NULL_MARK if e.event_type is None else e.event_type}\t"
-        f"{stamp(e.ts_us)}\t{e.data}\n"
-        for e in events
-    ]).replace("\\", "\\\\")
-    if _NULL_MARK in text:
-        text = text.replace(_NULL_MARK, NULL)
-    return text.encode("utf-8")
+    """The binary COPY data of a batch (columns COPY_COLUMNS), header and trailer included."""
+    row_and_id, stamp_and_data = _ROW_AND_ID.pack, _STAMP_AND_DATA.pack
+    null, version, pg_epoch = _NULL_FIELD, _JSONB_VERSION, _PG_EPOCH_US
+    parts = [_HEADER]
+    add = parts.extend
+    for e in events:
+        event_id = e.id.encode()
+        data = e.data.encode()
+        kind = null if e.event_type is None else _field(e.event_type.encode())
+        add((
+            row_and_id(4, len(event_id)), event_id, kind,
+            stamp_and_data(8, e.ts_us - pg_epoch, len(data) + 1), version, data,
+        ))
+    parts.append(_TRAILER)
+    return b"".join(parts)
 
 
-def _encode_each_field(events: list[Event]) -> bytes:
-    """Rows with every field escaped on its own: for ids or types holding a separator."""
-    special = _SPECIAL
-    lines = [
-        f"{e.id.translate(special)}\t"
-        f"{NULL if e.event_type is None else e.event_type.translate(special)}\t"
-        f"{timestamp_text(e.ts_us)}\t{e.data.translate(special)}\n"
-        for e in events
-    ]
-    return "".join(lines).encode("utf-8")
+def _field(value: bytes) -> bytes:
+    return _LENGTH.pack(len(value)) + value
 
 
 def make_batch(

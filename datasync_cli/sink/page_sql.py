@@ -21,18 +21,17 @@ import psycopg2
 import psycopg2.extras
 
 from ..models import Event, Rejected
-from .copy_format import COPY_COLUMNS, timestamp_text
+from .copy_format import copy_sql, timestamp_text
 from .db import first_line
 
 Cursor = psycopg2.extensions.cursor
 
-_COLUMNS = ", ".join(COPY_COLUMNS)
-COPY_DIRECT_SQL = f"COPY ingested_events ({_COLUMNS}) FROM STDIN"
-COPY_STAGING_SQL = f"COPY staging_events ({_COLUMNS}) FROM STDIN"
+COPY_DIRECT_SQL = copy_sql("ingested_events")
+COPY_STAGING_SQL = copy_sql("staging_events")
 
 UPSERT_FROM_STAGING_SQL = """
 INSERT INTO ingested_events (id, event_type, timestamp, data)
-SELECT id, event_type, timestamp, data::jsonb FROM staging_events
+SELECT id, event_type, timestamp, data FROM staging_events
 ON CONFLICT (id) DO NOTHING
 """
 
@@ -43,7 +42,7 @@ _DIFFERS = (
     "OR e.timestamp IS DISTINCT FROM v.timestamp"
 )
 KEEP_CONFLICTS_SQL = f"""
-WITH v AS (SELECT id, timestamp, data::jsonb AS data FROM staging_events),
+WITH v AS (SELECT id, timestamp, data FROM staging_events),
 differing AS (SELECT v.* FROM v JOIN ingested_events e ON e.id = v.id WHERE {_DIFFERS}),
 kept AS (
     INSERT INTO event_conflicts (id, timestamp, data) SELECT id, timestamp, data FROM differing

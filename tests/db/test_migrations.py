@@ -27,7 +27,7 @@ CONTRACT_COLUMNS = {
         "id": "text",
         "event_type": "text",
         "timestamp": "timestamp with time zone",
-        "data": "text",
+        "data": "jsonb",
     },
     "rejected_events": {
         "id": "bigint",

@@ -1,48 +1,54 @@
-"""COPY text format: escaping is correct for any text, checked against a reference decoder."""
+"""COPY binary format: every row reads back as its fields, checked against a reference decoder
+written from PostgreSQL's documentation (COPY, File Formats, Binary Format)."""
 
 from __future__ import annotations
 
-import re
+import struct
 
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
 from datasync_cli.models import Event
-from datasync_cli.sink.copy_format import (
-    COPY_COLUMNS,
-    encode_rows,
-    timestamp_text,
-)
+from datasync_cli.sink.copy_format import COPY_COLUMNS, copy_sql, encode_rows, timestamp_text
 from datasync_cli.transform import MAX_TS_US, MIN_TS_US
 
 # Text PostgreSQL can hold: any code point except NUL and the surrogates.
 pg_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
 
-_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
-_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{1,2}|[0-7]{1,3}|.)", re.DOTALL)
+SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z
 
 
-def decode_field(field: str) -> str | None:
-    """PostgreSQL's reading of one text-format field (docs: COPY, File Formats, Text Format)."""
-    if field == "\\N":
-        return None
-
-    def unescape(match: re.Match[str]) -> str:
-        token = match[1]
-        if token[0] == "x" and len(token) > 1:
-            return chr(int(token[1:], 16))
-        if token[0] in "01234567":
-            return chr(int(token, 8))
-        return _SIMPLE.get(token, token)
-
-    return _ESCAPE.sub(unescape, field)
-
-
-def decode_rows(payload: bytes) -> list[list[str | None]]:
-    text = payload.decode("utf-8")
-    assert text.endswith("\n") or not text
-    return [[decode_field(f) for f in line.split("\t")] for line in text.split("\n")[:-1]]
+def decode_rows(payload: bytes) -> list[tuple[str, str | None, int, str]]:
+    """Rows of binary COPY data as (id, type, epoch microseconds, JSON text)."""
+    assert payload[:11] == SIGNATURE
+    flags, extension = struct.unpack_from(">ii", payload, 11)
+    assert flags == 0 and extension == 0
+    at = 19
+    rows = []
+    while True:
+        (fields,) = struct.unpack_from(">h", payload, at)
+        at += 2
+        if fields == -1:
+            assert at == len(payload), "bytes after the trailer"
+            return rows
+        assert fields == len(COPY_COLUMNS)
+        values: list[bytes | None] = []
+        for _ in range(fields):
+            (size,) = struct.unpack_from(">i", payload, at)
+            at += 4
+            values.append(None if size == -1 else payload[at : at + size])
+            at += max(size, 0)
+        event_id, kind, stamp, data = values
+        assert event_id is not None and stamp is not None and data is not None
+        assert len(stamp) == 8 and data[:1] == b"\x01"  # jsonb's version byte
+        rows.append((
+            event_id.decode(),
+            None if kind is None else kind.decode(),
+            struct.unpack(">q", stamp)[0] + PG_EPOCH_US,
+            data[1:].decode(),
+        ))
 
 
 def event(id: str, event_type: str | None, ts_us: int, data: str) -> Event:
@@ -51,38 +57,28 @@ def event(id: str, event_type: str | None, ts_us: int, data: str) -> Event:
 
 def test_plain_row() -> None:
     payload = encode_rows([event("a", "click", 1769541553629000, '{"id":"a"}')])
-    assert payload == b'a\tclick\t2026-01-27 19:19:13.629000+00\t{"id":"a"}\n'
-    assert len(COPY_COLUMNS) == 4
+    assert decode_rows(payload) == [("a", "click", 1769541553629000, '{"id":"a"}')]
+    assert payload.endswith(b"\xff\xff")
 
 
 def test_null_type_and_negative_timestamp() -> None:
-    payload = encode_rows([event("a", None, -5, "{}")])
-    assert decode_rows(payload) == [["a", None, "1969-12-31 23:59:59.999995+00", "{}"]]
+    assert decode_rows(encode_rows([event("a", None, -5, "{}")])) == [("a", None, -5, "{}")]
 
 
-def test_special_characters_are_escaped() -> None:
-    nasty = "back\\slash\ttab\nnewline\rreturn \\N \\. end"
-    payload = encode_rows([event(nasty, nasty, 0, "{}")])
-    assert payload.count(b"\n") == 1
-    assert payload.count(b"\t") == 3
-    assert decode_rows(payload) == [[nasty, nasty, "1970-01-01 00:00:00.000000+00", "{}"]]
+def test_separators_and_backslashes_need_no_escaping() -> None:
+    nasty = "back\\slash\ttab\nnewline\rreturn \\N \\. end \u00e9 \U0001f600"
+    data = orjson.dumps({"k": nasty}).decode()
+    assert decode_rows(encode_rows([event(nasty, nasty, 0, data)])) == [(nasty, nasty, 0, data)]
 
 
-def test_literal_backslash_n_is_not_null() -> None:
-    rows = decode_rows(encode_rows([event("\\N", "\\N", 0, "{}"), event("b", None, 0, "{}")]))
-    assert rows[0][:2] == ["\\N", "\\N"] and rows[1][1] is None
+def test_empty_batch_is_header_and_trailer() -> None:
+    assert decode_rows(encode_rows([])) == []
 
 
-def test_json_with_escapes_survives() -> None:
-    data = orjson.dumps({"k": 'a\\b "q" \n\t\r \u0001 \U0001f600'}).decode()
-    payload = encode_rows([event("x", None, 0, data)])
-    rows = decode_rows(payload)
-    assert rows[0][3] == data
-    assert orjson.loads(rows[0][3] or "") == orjson.loads(data)
-
-
-def test_empty_batch() -> None:
-    assert encode_rows([]) == b""
+def test_the_statement_reads_binary_into_the_columns() -> None:
+    assert copy_sql("staging_events") == (
+        "COPY staging_events (id, event_type, timestamp, data) FROM STDIN (FORMAT binary)"
+    )
 
 
 @given(
@@ -90,16 +86,7 @@ def test_empty_batch() -> None:
 )
 def test_any_text_round_trips(rows: list[tuple[str, str | None, int, str]]) -> None:
     events = [event(i, t, ts, orjson.dumps({"v": d}).decode()) for i, t, ts, d in rows]
-    payload = encode_rows(events)
-    decoded = decode_rows(payload)
-    assert decoded == [[e.id, e.event_type, timestamp_text(e.ts_us), e.data] for e in events]
-
-
-@given(pg_text)
-def test_no_raw_separator_survives_in_a_field(text: str) -> None:
-    payload = encode_rows([event(text, text, 0, "{}")]).decode()
-    assert payload.count("\t") == 3 and payload.count("\n") == 1 and "\r" not in payload
-    assert decode_rows(payload.encode())[0][:2] == [text, text]
+    assert decode_rows(encode_rows(events)) == [tuple(e) for e in events]
 
 
 @given(st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999))
