@@ -422,6 +422,19 @@ def _from_texts(records: RecordTexts) -> Iterator[Event | Rejected]:
     one that fails is read in full, so its rejection reads as any other page's would."""
     fields = zip(records.texts, records.ids, records.types, records.timestamps, strict=True)
     for text, raw_id, raw_type, stamp in fields:
+        # The usual record, without building a dict: a short id that is not blank, a string
+        # type or none. Anything else, or a timestamp that fails, takes _transform's path.
+        if (
+            type(raw_id) is str
+            and 0 < len(raw_id) <= _ID_MAX_CHARS // 4
+            and not raw_id.isspace()
+            and (raw_type is None or type(raw_type) is str)
+        ):
+            try:
+                yield Event(raw_id, raw_type, parse_timestamp(stamp), text)
+                continue
+            except TimestampError:
+                pass
         result = _transform({"id": raw_id, "type": raw_type, "timestamp": stamp}, text)
         yield result if type(result) is Event else transform_record(records.decode(text))
 
