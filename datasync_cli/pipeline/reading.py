@@ -75,9 +75,10 @@ class Readers:
                 try:
                     self.batches.put(self._next_batch(reader, cursor))
                 finally:
-                    # The page is queued (or gone): its parse slot goes to the next reader, so
-                    # only a few pages are ever held outside the bounded queue.
+                    # The page is queued (or gone): its parse and fetch slots go to the next
+                    # reader, so only a few pages are ever held outside the bounded queue.
                     self.source.page_done()
+                    self.batches.fetch_done()
                 if cursor.checkpoint.finished:
                     self.planner.finish(cursor.range_id)
                     return

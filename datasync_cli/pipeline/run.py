@@ -76,8 +76,9 @@ def run_ingest(
         reporter.start(
             f"ingesting from {redact_url(settings.require_api())} with up to {workers} reader(s)"
         )
+        batches = BatchQueue(control, workers)
         readers = Readers(
-            source, planner, store, BatchQueue(control), control, metrics, reporter, workers
+            source, planner, store, batches, control, metrics, reporter, workers
         )
         try:
             writer = CopyWriter(dsn, clock=clock, stop=stop, lease=lock)
