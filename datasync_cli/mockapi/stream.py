@@ -18,7 +18,7 @@ DUPLICATE_GAP = 5_003  # a copy is served about one full page after its original
 class PageSlice:
     """One page of records; `last_index` is the stream index its next cursor points after."""
 
-    records: list[dict[str, Any]]
+    records: list[Any]  # dicts, or with as_json also orjson fragments
     last_index: int | None
     has_more: bool
 
@@ -92,11 +92,14 @@ class EventStream:
         epoch_only: bool,
         lo_ms: int | None = None,
         hi_ms: int | None = None,
+        as_json: bool = False,
     ) -> PageSlice:
         """Up to `limit` records from index `start`, never past `stop` or the early end.
 
         A duplicate is served just before its host event and never last on a page, so the
-        next cursor always points after a real stream position.
+        next cursor always points after a real stream position. With `as_json` ordinary
+        events come as JSON fragments (see RecordFactory.events), faulted ones and copies as
+        dicts; orjson writes both alike.
         """
         stop = min(stop, self.served_end)
         if start >= stop:
@@ -127,11 +130,11 @@ class EventStream:
         if not full:
             end = min(stop, end + room)
         stamps, ids = self.timeline.span(start, end)
-        records = self.factory.events(start, stamps, ids, epoch_only)
+        records = self.factory.events(start, stamps, ids, epoch_only, as_json)
         for index in self._kind_positions[
             bisect_left(self._kind_positions, start) : bisect_left(self._kind_positions, end)
         ]:
-            records[index - start] = apply_kind(records[index - start], self.kinds[index])
+            records[index - start] = self.record(index, epoch_only)
         for host, source in reversed(inserts):
             records.insert(host - start, self.record(source, epoch_only))
         return PageSlice(records, end - 1, end < stop)

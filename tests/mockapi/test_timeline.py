@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
 from datasync_cli.mockapi import MockConfig, decode_cursor, encode_cursor
@@ -88,3 +89,16 @@ def test_cursor_codec() -> None:
     for broken in ("", "====", "a", "ab c", "eyJpZCI6MX0"):
         with pytest.raises(CursorFormatError):
             decode_cursor(broken)
+
+
+@pytest.mark.parametrize("epoch_only", [True, False])
+def test_pages_served_as_text_are_the_dict_pages_byte_for_byte(epoch_only: bool) -> None:
+    """The serving path builds events as JSON text; faulted events and copies stay dicts."""
+    stream = EventStream(MockConfig(events=30_000, duplicates=300, bad_records=200))
+    start = 0
+    while start is not None:
+        as_dicts = stream.page(start, stream.size, 997, epoch_only)
+        as_text = stream.page(start, stream.size, 997, epoch_only, as_json=True)
+        assert orjson.dumps(as_text.records) == orjson.dumps(as_dicts.records), start
+        assert (as_text.last_index, as_text.has_more) == (as_dicts.last_index, as_dicts.has_more)
+        start = as_dicts.last_index + 1 if as_dicts.has_more and as_dicts.last_index else None
