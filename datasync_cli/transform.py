@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -410,33 +410,46 @@ def transform_page(
     word that no float in it is NaN or infinite, true of everything `decode_body` returns,
     which spares pages holding a null the record-by-record checks."""
     if isinstance(records, RecordTexts):
-        return _split(_from_texts(records))
+        return _from_texts(records)
     records = records if isinstance(records, list) else list(records)
     texts = record_texts(records, finite=finite)
     pairs = zip(records, texts, strict=True) if texts is not None else ((r, None) for r in records)
     return _split(_transform(record, text) for record, text in pairs)
 
 
-def _from_texts(records: RecordTexts) -> Iterator[Event | Rejected]:
+def _from_texts(records: RecordTexts) -> tuple[list[Event], list[Rejected]]:
     """Each record judged by its id, type and timestamp and stored as the text it arrived in;
     one that fails is read in full, so its rejection reads as any other page's would."""
+    events: list[Event] = []
+    rejected: list[Rejected] = []
+    add = events.append
     fields = zip(records.texts, records.ids, records.types, records.timestamps, strict=True)
     for text, raw_id, raw_type, stamp in fields:
         # The usual record, without building a dict: a short id that is not blank, a string
-        # type or none. Anything else, or a timestamp that fails, takes _transform's path.
+        # type or none, and the documented timestamp (epoch milliseconds) taken inline, as
+        # _from_int would. Anything else takes parse_timestamp, or _transform's path.
         if (
             type(raw_id) is str
             and 0 < len(raw_id) <= _ID_MAX_CHARS // 4
             and not raw_id.isspace()
             and (raw_type is None or type(raw_type) is str)
         ):
+            if type(stamp) is int and _SECONDS_BELOW <= stamp < _MILLIS_BELOW:
+                add(Event(raw_id, raw_type, stamp * 1000, text))
+                continue
             try:
-                yield Event(raw_id, raw_type, parse_timestamp(stamp), text)
+                add(Event(raw_id, raw_type, parse_timestamp(stamp), text))
                 continue
             except TimestampError:
                 pass
         result = _transform({"id": raw_id, "type": raw_type, "timestamp": stamp}, text)
-        yield result if type(result) is Event else transform_record(records.decode(text))
+        if type(result) is not Event:
+            result = transform_record(records.decode(text))
+        if type(result) is Event:
+            add(result)
+        else:
+            rejected.append(result)  # type: ignore[arg-type]
+    return events, rejected
 
 
 def _split(results: Iterable[Event | Rejected]) -> tuple[list[Event], list[Rejected]]:

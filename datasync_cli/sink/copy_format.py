@@ -67,16 +67,20 @@ def timestamp_text(ts_us: int) -> str:
 def encode_rows(events: Iterable[Event]) -> bytes:
     """The binary COPY data of a batch (columns COPY_COLUMNS), header and trailer included."""
     row_and_id, stamp_and_data = _ROW_AND_ID.pack, _STAMP_AND_DATA.pack
-    null, version, pg_epoch = _NULL_FIELD, _JSONB_VERSION, _PG_EPOCH_US
+    version, pg_epoch = _JSONB_VERSION, _PG_EPOCH_US
+    # A stream has a handful of event types: each one's field is encoded once per page.
+    kinds: dict[str | None, bytes] = {None: _NULL_FIELD}
     parts = [_HEADER]
     add = parts.extend
-    for e in events:
-        event_id = e.id.encode()
-        data = e.data.encode()
-        kind = null if e.event_type is None else _field(e.event_type.encode())
+    for event_id, event_type, ts_us, text in events:
+        key = event_id.encode()
+        data = text.encode()
+        kind = kinds.get(event_type)
+        if kind is None:
+            kind = kinds[event_type] = _field(event_type.encode())  # type: ignore[union-attr]
         add((
-            row_and_id(4, len(event_id)), event_id, kind,
-            stamp_and_data(8, e.ts_us - pg_epoch, len(data) + 1), version, data,
+            row_and_id(4, len(key)), key, kind,
+            stamp_and_data(8, ts_us - pg_epoch, len(data) + 1), version, data,
         ))
     parts.append(_TRAILER)
     return b"".join(parts)

@@ -27,7 +27,7 @@ _TO_SPACES = bytes.maketrans(_LAYOUT, b"   ")
 _ENVELOPE_KEYS = ("pagination", "meta", "nextCursor", "hasMore", "total")
 
 
-class _Fields(msgspec.Struct):
+class _Fields(msgspec.Struct, gc=False):
     id: Any = _UNSET
     type: Any = None  # a missing type and a null one read alike
     timestamp: Any = _UNSET

@@ -97,6 +97,10 @@ _SCALARS = st.one_of(
 )
 _STAMPS = st.one_of(
     st.integers(-(10**20), 10**20),
+    # Where the reading of a number changes unit (seconds, milliseconds, microseconds), on
+    # either side: the text path reads milliseconds inline.
+    st.sampled_from([10**11 - 1, 10**11, 10**14 - 1, 10**14, -(10**11), -(10**14) + 1,
+                     1_769_541_612_369]),
     st.sampled_from(["2026-01-27T19:19:13.629Z", "2026-01-27T19:19:60.000Z", "9999-12-31T23:59",
                      "", "  ", "March 5", "1769541612", "2026-02-30T00:00:00.000Z"]),
     st.text(max_size=30),
