@@ -82,18 +82,41 @@ def progress_of(snap: Snapshot) -> str:
     return text
 
 
-def rate_line(snap: Snapshot) -> str:
-    return (
-        f"{snap.events_per_s:,.0f} events/s · ETA {fmt_duration(snap.eta_s)} · "
-        f"{snap.endpoint} endpoint · {token_text(snap)}"
+_SEP = " · "
+
+
+def fit(parts: list[str], width: int | None = None) -> str:
+    """The parts joined by " · ", on as many lines of at most `width` columns as they need
+    (a part is never cut); one line when `width` is None. A terminal would otherwise break
+    a line anywhere, mid-figure."""
+    if width is None:
+        return _SEP.join(parts)
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + len(_SEP) + len(part) <= width:
+            lines[-1] += _SEP + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def rate_line(snap: Snapshot, width: int | None = None) -> str:
+    return fit([
+        f"{snap.events_per_s:,.0f} events/s", f"ETA {fmt_duration(snap.eta_s)}",
+        f"{snap.endpoint} endpoint", token_text(snap),
+    ], width)
+
+
+def counts_line(snap: Snapshot, width: int | None = None) -> str:
+    return fit(
+        _count_parts(snap.inserted, snap.duplicates, snap.rejected, snap.conflicts, snap.outside),
+        width,
     )
 
 
-def counts_line(snap: Snapshot) -> str:
-    return _counts(snap.inserted, snap.duplicates, snap.rejected, snap.conflicts, snap.outside)
-
-
-def _counts(inserted: int, duplicates: int, rejected: int, conflicts: int, outside: int) -> str:
+def _count_parts(
+    inserted: int, duplicates: int, rejected: int, conflicts: int, outside: int
+) -> list[str]:
     """Counts of this run; the rare ones (conflicting versions, reads outside a reader's range)
     only when there are any."""
     parts = [f"inserted {inserted:,}", f"duplicates {duplicates:,}", f"rejected {rejected:,}"]
@@ -101,15 +124,20 @@ def _counts(inserted: int, duplicates: int, rejected: int, conflicts: int, outsi
         parts.append(f"conflicts {conflicts:,}")
     if outside:
         parts.append(f"outside ranges {outside:,}")
-    return " · ".join(parts)
+    return parts
 
 
-def health_line(snap: Snapshot) -> str:
-    pace = f" · feed paced at {snap.feed_pace:.2f}/s" if snap.feed_pace else ""
-    return (
-        f"readers {snap.readers} · ranges left {snap.ranges_left} · 429s {snap.rate_limited} "
-        f"(waited {fmt_duration(snap.rate_wait_s)}) · retries {snap.retries}{pace}"
-    )
+def health_line(snap: Snapshot, width: int | None = None) -> str:
+    """Readers, ranges, the source's refusals and retries. "rate waits" is the time no request
+    could go for the rate limits, paced waits included: not only the 429s' Retry-After."""
+    parts = [
+        f"readers {snap.readers}", f"ranges left {snap.ranges_left}",
+        f"429s {snap.rate_limited:,}", f"rate waits {fmt_duration(snap.rate_wait_s)}",
+        f"retries {snap.retries:,}",
+    ]
+    if snap.feed_pace:
+        parts.append(f"feed paced at {snap.feed_pace:.2f}/s")
+    return fit(parts, width)
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -118,8 +146,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     total = s.get("source_total")
     of_total = f" of {total:,}" if isinstance(total, int) else ""
     head = "complete" if s.get("status") == "complete" else "incomplete"
-    counts = _counts(s.get("inserted", 0), s.get("duplicates", 0), s.get("rejected", 0),
-                     s.get("conflicts", 0), s.get("outside_range", 0))
+    counts = fit(_count_parts(s.get("inserted", 0), s.get("duplicates", 0), s.get("rejected", 0),
+                              s.get("conflicts", 0), s.get("outside_range", 0)))
     lines = [
         f"{head}: {s.get('stored', 0):,}{of_total} stored in "
         f"{fmt_duration(s.get('elapsed_s'))} ({s.get('events_per_s', 0):,.0f} events/s)",
@@ -135,8 +163,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if used:
         lines.append("endpoints: " + ", ".join(used))
     lines.append(
-        f"retries {s.get('retries', 0)} · 429s {s.get('rate_limited', 0)} "
-        f"(waited {fmt_duration(s.get('rate_wait_s'))})"
+        f"retries {s.get('retries', 0)} · 429s {s.get('rate_limited', 0)} · "
+        f"rate waits {fmt_duration(s.get('rate_wait_s'))}"
     )
     if s.get("ranges_left"):
         lines.append(f"{s['ranges_left']} range(s) left: rerun `datasync ingest` to continue")

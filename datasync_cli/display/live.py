@@ -127,11 +127,12 @@ class RichReporter:
         self._progress.update(
             self._task, completed=completed, total=total, figures=progress_of(snap)
         )
+        width = self._console.width
         rows: list[Any] = [
             self._progress,
-            Text(rate_line(snap), style="cyan"),
-            Text(counts_line(snap)),
-            Text(health_line(snap), style="dim"),
+            Text(rate_line(snap, width), style="cyan"),
+            Text(counts_line(snap, width)),
+            Text(health_line(snap, width), style="dim"),
         ]
         rows += [Text(self._scrub(w), style="yellow") for w in snap.warnings]
         self._live.update(Group(*rows))

@@ -3,6 +3,7 @@ cut; the summary in words; JSON lines with their events."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -44,11 +45,29 @@ def test_every_key_figure_is_visible_and_nothing_is_cut(width: int) -> None:
     for figure in ("1,234,567/3,000,000 (41%)", "2,346 events/s", "ETA 12:33",
                    "standard endpoint", "no token", "inserted 1,234,000", "duplicates 5,434",
                    "conflicts 2", "rejected 567", "outside ranges 311", "ranges left 13",
-                   "429s 4 (waited 1:01)", "INVALID_STREAM_TOKEN",
+                   "429s 4", "rate waits 1:01", "INVALID_STREAM_TOKEN",
                    "feed 200 page(s) in 6:40", "standard 49 page(s) in 2:07",
                    "13 range(s) left"):
         assert figure in flat, (figure, text)
     assert "{" not in text and "'" not in text  # the summary is words, not a repr
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_a_figure_is_never_broken_across_lines(width: int) -> None:
+    busy = dataclasses.replace(
+        SNAP, endpoint="feed", feed_pace=0.79, token_left_s=3_599, token_left_is_bound=True,
+        token_origin="supplied", rate_limited=1_234, retries=1_017, rate_wait_s=61.0,
+        warnings=[],
+    )
+    text = render(width, busy)
+    live = text.split("incomplete:")[0]
+    lines = live.splitlines()
+    assert all(len(line.rstrip()) <= width for line in lines)
+    for figure in ("2,346 events/s", "ETA 12:33", "feed endpoint", "token ≤59:59 left (age "
+                   "unknown)", "inserted 1,234,000", "duplicates 5,434", "conflicts 2",
+                   "rejected 567", "outside ranges 311", "readers 8", "ranges left 13",
+                   "429s 1,234", "rate waits 1:01", "retries 1,017", "feed paced at 0.79/s"):
+        assert any(figure in line for line in lines), (figure, live)
 
 
 def test_the_bar_never_passes_the_total() -> None:
