@@ -140,19 +140,19 @@ def health_line(snap: Snapshot, width: int | None = None) -> str:
     return fit(parts, width)
 
 
-def summary_lines(summary: dict[str, Any]) -> list[str]:
-    """The end-of-run summary in words."""
+def summary_lines(summary: dict[str, Any], width: int | None = None) -> list[str]:
+    """The end-of-run summary in words; with `width`, long lines break between figures."""
     s = summary
     total = s.get("source_total")
     of_total = f" of {total:,}" if isinstance(total, int) else ""
     head = "complete" if s.get("status") == "complete" else "incomplete"
-    counts = fit(_count_parts(s.get("inserted", 0), s.get("duplicates", 0), s.get("rejected", 0),
-                              s.get("conflicts", 0), s.get("outside_range", 0)))
+    counts = _count_parts(s.get("inserted", 0), s.get("duplicates", 0), s.get("rejected", 0),
+                          s.get("conflicts", 0), s.get("outside_range", 0))
     lines = [
         f"{head}: {s.get('stored', 0):,}{of_total} stored in "
         f"{fmt_duration(s.get('elapsed_s'))} ({s.get('events_per_s', 0):,.0f} events/s)",
-        f"this run: fetched {s.get('fetched', 0):,} · {counts}",
     ]
+    lines += fit([f"this run: fetched {s.get('fetched', 0):,}", *counts], width).split("\n")
     pages, seconds = s.get("pages_by_endpoint") or {}, s.get("seconds_by_endpoint") or {}
     used = [
         f"{name} {pages[name]:,} page(s)"

@@ -146,7 +146,7 @@ class RichReporter:
         self._live.stop()
         if not self._console.is_terminal:
             self._console.line()  # a live display drawn once ends without a newline
-        for number, line in enumerate(summary_lines(summary)):
+        for number, line in enumerate(summary_lines(summary, self._console.width)):
             self._console.print(Text(self._scrub(line), style="bold" if number == 0 else ""))
 
 

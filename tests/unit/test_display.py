@@ -70,6 +70,16 @@ def test_a_figure_is_never_broken_across_lines(width: int) -> None:
         assert any(figure in line for line in lines), (figure, live)
 
 
+def test_the_summary_breaks_between_figures() -> None:
+    summary = {"status": "complete", "stored": 150_000, "source_total": 150_000,
+               "fetched": 152_771, "inserted": 150_000, "duplicates": 2_771, "rejected": 0,
+               "outside_range": 2_764, "elapsed_s": 37.0, "events_per_s": 3_991.0}
+    lines = summary_lines(summary, 80)
+    assert all(len(line) <= 80 and not line.endswith("·") for line in lines), lines
+    assert "outside ranges 2,764" in lines
+    assert summary_lines(summary)[1].endswith("rejected 0 · outside ranges 2,764")
+
+
 def test_the_bar_never_passes_the_total() -> None:
     over = Snapshot(stored=3_000_003, total=3_000_000, endpoint="feed")
     text = re.sub(r"\s+", " ", render(80, over))
