@@ -104,7 +104,7 @@ class RecordFactory:
             uuid_text(mix64(k_user + u) & M48, mix64((k_user ^ u) + 1))
             for u in range(n_users)
         ]
-        self._sessions: list[tuple[str, str, dict[str, str]]] = []
+        sessions: list[tuple[str, str, dict[str, str]]] = []
         for s in range(n_sessions):
             h = mix64((k_sess + s) & M64)
             sid = uuid_text(h & M48, mix64(h))
@@ -112,12 +112,11 @@ class RecordFactory:
             device = DEVICE_TYPES[(h >> 20) % 3]
             browser = BROWSERS[(h >> 24) % 6]
             session = {"id": sid, "deviceType": device, "browser": browser}
-            self._sessions.append((sid, user, session))
+            sessions.append((sid, user, session))
         self.session_count = n_sessions
-        # Properties come from a fixed table of variants; events share these dicts, so every
-        # fault that alters properties builds a new dict instead of mutating one.
+        # Properties come from a fixed table of variants, kept as JSON text (see _event_texts).
         k_props = derive_key(seed, "props")
-        self._properties = [
+        properties = [
             [_properties(kind, mix64(k_props + (kind << 16) + v)) for v in range(_VARIANTS)]
             for kind in range(len(EVENT_TYPES))
         ]
@@ -125,15 +124,15 @@ class RecordFactory:
         # session what follows the id and what ends the event, per kind and variant what
         # follows the name up to the timestamp.
         self._session_heads = [
-            f'","sessionId":"{sid}","userId":"{user}","type":"' for sid, user, _ in self._sessions
+            f'","sessionId":"{sid}","userId":"{user}","type":"' for sid, user, _ in sessions
         ]
         self._session_tails = [
-            f',"session":{orjson.dumps(session).decode()}}}' for _, _, session in self._sessions
+            f',"session":{orjson.dumps(session).decode()}}}' for _, _, session in sessions
         ]
         self._type_heads = [f'{kind}","name":"event_' for kind in EVENT_TYPES]
         self._props_json = [
             [f'","properties":{orjson.dumps(props).decode()},"timestamp":' for props in variants]
-            for variants in self._properties
+            for variants in properties
         ]
 
     def events(
@@ -143,49 +142,26 @@ class RecordFactory:
 
         On the standard endpoint about one timestamp in three is an epoch-ms number, the rest
         ISO strings; the choice is fixed per event. With `as_json` each event comes as its
-        compact JSON (an orjson.Fragment, byte for byte what orjson writes for the dict):
-        serving a page then builds no dict per event, which was most of the simulator's CPU.
+        compact JSON (an orjson.Fragment): serving a page then builds no dict per event, which
+        was most of the simulator's CPU. Without, each is that JSON read back into a dict of
+        its own (for pages whose events a fault alters), so the two forms cannot differ.
         """
+        texts = self._event_texts(start, stamps, ids, epoch_only)
         if as_json:
-            return self._events_json(start, stamps, ids, epoch_only)
-        k_attr, sessions, n_sessions = self._k_attr, self._sessions, self.session_count
-        table = self._properties
-        out: list[Any] = []
-        append = out.append
-        for offset, ts_ms in enumerate(stamps):
-            h = ((k_attr + start + offset) * _H1) & M64
-            h ^= h >> 29
-            h = (h * _H2) & M64
-            h ^= h >> 32
-            sid, user, session = sessions[(h >> 8) % n_sessions]
-            kind = _TYPE_TABLE[h & 31]
-            n = h >> 30
-            name = f"event_{_PAIRS[n % 1296]}{_PAIRS[(n >> 11) % 1296]}{_PAIRS[(n >> 22) % 1296]}"
-            p = (h * _H3) & M64
-            p ^= p >> 31
-            epoch = epoch_only or (h >> 5) % 3 == 0
-            append({
-                "id": ids[offset],
-                "sessionId": sid,
-                "userId": user,
-                "type": EVENT_TYPES[kind],
-                "name": name,
-                "properties": table[kind][p & _VARIANT_MASK],
-                "timestamp": ts_ms if epoch else iso_ms(ts_ms),
-                "session": session,
-            })
-        return out
+            return [Fragment(text) for text in texts]
+        return [orjson.loads(text) for text in texts]
 
-    def _events_json(
+    def _event_texts(
         self, start: int, stamps: list[int], ids: list[str], epoch_only: bool
-    ) -> list[Any]:
-        """`events` as JSON text, byte for byte what orjson writes for the dicts (the hashes
-        are the same; a test holds the two together). Every text here is ASCII that JSON need
-        not escape (UUIDs, fixed tables), so the event is its pieces joined."""
+    ) -> list[str]:
+        """Each event's compact JSON, byte for byte what orjson writes for its dict. Every text
+        here is ASCII that JSON need not escape (UUIDs, fixed tables), so an event is its
+        pieces joined: per session what follows the id and what ends the event, per kind and
+        variant what follows the name up to the timestamp."""
         k_attr, n_sessions = self._k_attr, self.session_count
         heads, tails, kinds = self._session_heads, self._session_tails, self._type_heads
         props, pairs, types = self._props_json, _PAIRS, _TYPE_TABLE
-        out: list[Any] = []
+        out: list[str] = []
         append = out.append
         for offset, ts_ms in enumerate(stamps):
             h = ((k_attr + start + offset) * _H1) & M64
@@ -199,11 +175,11 @@ class RecordFactory:
             p ^= p >> 31
             epoch = epoch_only or (h >> 5) % 3 == 0
             stamp = str(ts_ms) if epoch else f'"{iso_ms(ts_ms)}"'
-            append(Fragment(
+            append(
                 f'{{"id":"{ids[offset]}{heads[s]}{kinds[kind]}{pairs[n % 1296]}'
                 f'{pairs[(n >> 11) % 1296]}{pairs[(n >> 22) % 1296]}'
                 f'{props[kind][p & _VARIANT_MASK]}{stamp}{tails[s]}'
-            ))
+            )
         return out
 
     def event(self, i: int, ts_ms: int, event_id: str, epoch_only: bool) -> dict[str, Any]:
