@@ -67,12 +67,19 @@ def secret_values(*candidates: str | None, urls: Iterable[str | None] = ()) -> l
     return sorted(found, key=len, reverse=True)
 
 
+# A secret shorter than this is replaced only where it stands alone (no letter or digit right
+# before or after it): a one-letter key would otherwise turn "token" into "to***en" in every
+# line, and a short one hidden inside a longer word gives nothing away.
+SHORT_SECRET = 8
+
+
 class Scrubber:
     """Replaces every known secret (in any spelling a URL or libpq may give it) with ***, and
     any password inside a URL or keyword DSN, before a line reaches any output."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: list[str] = []
+        self._short: re.Pattern[str] | None = None
         for secret in secrets:
             self.add(secret)
 
@@ -81,12 +88,21 @@ class Scrubber:
         if not secret:
             return
         spellings = {secret, unquote(secret), quote(secret, safe=""), quote(secret)}
-        self._secrets = sorted(set(self._secrets) | spellings, key=len, reverse=True)
+        known = sorted(set(self._secrets) | spellings, key=len, reverse=True)
+        self._secrets = known
+        short = [s for s in known if len(s) < SHORT_SECRET]
+        self._short = re.compile(
+            r"(?<![^\W_])(?:" + "|".join(map(re.escape, short)) + r")(?![^\W_])"
+        ) if short else None
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
+            if len(secret) < SHORT_SECRET:
+                break  # longest first: the rest are short
             if secret in text:
                 text = text.replace(secret, MASK)
+        if self._short is not None:
+            text = self._short.sub(MASK, text)
         if "@" in text:
             text = _URL_USERINFO.sub(rf"\1{MASK}@", text)
         if "=" in text:
