@@ -162,10 +162,10 @@ def summary_lines(summary: dict[str, Any], width: int | None = None) -> list[str
     ]
     if used:
         lines.append("endpoints: " + ", ".join(used))
-    lines.append(
-        f"retries {s.get('retries', 0)} · 429s {s.get('rate_limited', 0)} · "
-        f"rate waits {fmt_duration(s.get('rate_wait_s'))}"
-    )
+    lines += fit([
+        f"retries {s.get('retries', 0):,}", f"429s {s.get('rate_limited', 0):,}",
+        f"rate waits {fmt_duration(s.get('rate_wait_s'))}",
+    ], width).split("\n")
     if s.get("ranges_left"):
         lines.append(f"{s['ranges_left']} range(s) left: rerun `datasync ingest` to continue")
     return lines
